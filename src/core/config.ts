@@ -1,0 +1,85 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+/**
+ * One validated configuration, read once from the environment; a bad value stops the process
+ * with a message that names the variable, instead of failing somewhere later.
+ */
+const bool = z
+  .enum(['true', 'false', '1', '0', 'on', 'off', 'yes', 'no'])
+  .transform((v) => ['true', '1', 'on', 'yes'].includes(v));
+
+const envSchema = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  HOKAN_DATA_DIR: z.string().min(1).default('./data'),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+    .optional(),
+  HOKAN_DEMO_SEED: bool.default(true),
+  HOKAN_SESSION_TTL_HOURS: z.coerce.number().positive().max(24 * 30).default(12),
+  HOKAN_COOKIE_SECURE: bool.default(false),
+  HOKAN_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  HOKAN_JOBS: bool.default(true),
+  HOKAN_JOB_POLL_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
+  HOKAN_INSTANCE_ID: z.string().min(1).max(100).optional(),
+});
+
+export interface Config {
+  port: number;
+  host: string;
+  dataDir: string;
+  databaseUrl: string | undefined;
+  demoSeed: boolean;
+  sessionTtlHours: number;
+  cookieSecure: boolean;
+  logLevel: string;
+  jobsEnabled: boolean;
+  jobPollMs: number;
+  instanceId: string;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = envSchema.safeParse(present);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+  }
+  const e = parsed.data;
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    dataDir: path.resolve(e.HOKAN_DATA_DIR),
+    databaseUrl: e.DATABASE_URL,
+    demoSeed: e.HOKAN_DEMO_SEED,
+    sessionTtlHours: e.HOKAN_SESSION_TTL_HOURS,
+    cookieSecure: e.HOKAN_COOKIE_SECURE,
+    logLevel: e.HOKAN_LOG_LEVEL,
+    jobsEnabled: e.HOKAN_JOBS,
+    jobPollMs: e.HOKAN_JOB_POLL_MS,
+    instanceId: e.HOKAN_INSTANCE_ID ?? `${process.pid}@${Math.random().toString(36).slice(2, 8)}`,
+  };
+}
+
+/** The rows of the README's configuration table, kept here so the two cannot drift apart. */
+export const configReference: Array<[name: string, def: string, meaning: string]> = [
+  ['PORT', '8080', 'HTTP port'],
+  ['HOST', '127.0.0.1', 'address to listen on'],
+  ['HOKAN_DATA_DIR', './data', 'embedded database (PGlite) and local files'],
+  ['DATABASE_URL', '(unset)', 'PostgreSQL server; when set, PGlite is not used'],
+  ['HOKAN_DEMO_SEED', 'true', 'seed the demo on an empty database'],
+  ['HOKAN_SESSION_TTL_HOURS', '12', 'sign-in session lifetime'],
+  ['HOKAN_COOKIE_SECURE', 'false', 'mark the session cookie Secure (set true behind HTTPS)'],
+  ['HOKAN_LOG_LEVEL', 'info', 'pino log level'],
+  ['HOKAN_JOBS', 'true', 'run scheduled jobs and the job worker in this instance'],
+  ['HOKAN_JOB_POLL_MS', '1000', 'how often the worker looks for due jobs'],
+  ['HOKAN_INSTANCE_ID', 'pid@random', 'name of this instance in job locks and logs'],
+];

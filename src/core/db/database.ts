@@ -1,0 +1,65 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { PGlite, types as pgliteTypes } from '@electric-sql/pglite';
+import { Kysely, Migrator, PostgresDialect, type Transaction } from 'kysely';
+import pg from 'pg';
+import { migrationProvider } from './migrations/index.js';
+import { PGliteDialect } from './pglite-dialect.js';
+import type { Database } from './schema.js';
+
+export type Db = Kysely<Database>;
+export type Tx = Transaction<Database>;
+/** Functions that can run inside a caller's transaction or on their own take either. */
+export type DbOrTx = Db | Tx;
+
+export interface DatabaseHandle {
+  db: Db;
+  kind: 'pglite' | 'postgres';
+  /** Where the data lives, for messages; never a password. */
+  location: string;
+  close(): Promise<void>;
+}
+
+const DATE_OID = 1082;
+const INT8_OID = 20;
+
+// `date` columns stay 'YYYY-MM-DD': turning them into JS Dates would shift them by the host's zone.
+pg.types.setTypeParser(DATE_OID, (v: string) => v);
+pg.types.setTypeParser(INT8_OID, (v: string) => v);
+
+export type DatabaseTarget = { kind: 'postgres'; url: string } | { kind: 'pglite'; dataDir: string | 'memory' };
+
+export async function openDatabase(target: DatabaseTarget): Promise<DatabaseHandle> {
+  if (target.kind === 'postgres') {
+    const pool = new pg.Pool({ connectionString: target.url, max: 10 });
+    // A dropped idle connection must not crash the process; the pool replaces it.
+    pool.on('error', () => {});
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    const url = new URL(target.url);
+    return { db, kind: 'postgres', location: `postgresql://${url.host}${url.pathname}`, close: () => db.destroy() };
+  }
+  let dataDir: string | undefined;
+  if (target.dataDir !== 'memory') {
+    dataDir = path.join(target.dataDir, 'pglite');
+    fs.mkdirSync(dataDir, { recursive: true });
+  }
+  // One options object: PGlite ignores a second argument when the first is not a path.
+  const pglite = new PGlite({
+    ...(dataDir ? { dataDir } : {}),
+    parsers: { [DATE_OID]: (v: string) => v, [INT8_OID]: (v: string) => v },
+    serializers: { [pgliteTypes.DATE]: (v: unknown) => String(v) },
+  });
+  await pglite.waitReady;
+  const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) });
+  return { db, kind: 'pglite', location: dataDir ?? '(memory)', close: () => db.destroy() };
+}
+
+export async function migrate(db: Db): Promise<void> {
+  const migrator = new Migrator({ db, provider: migrationProvider, migrationTableName: 'hokan_migrations', migrationLockTableName: 'hokan_migrations_lock' });
+  const { error, results } = await migrator.migrateToLatest();
+  const failed = results?.find((r) => r.status === 'Error');
+  if (error || failed) {
+    const cause = error instanceof Error ? error.message : String(error ?? 'unknown');
+    throw new Error(`database migration ${failed?.migrationName ?? ''} failed: ${cause}`);
+  }
+}

@@ -1,0 +1,156 @@
+import type { ColumnType, Generated } from 'kysely';
+
+/**
+ * The whole database as Kysely sees it. Each domain owns its tables (named in the comments);
+ * another domain reaches them only through that domain's exported functions.
+ */
+type Timestamp = ColumnType<Date, Date | string, Date | string>;
+/** PostgreSQL `date`, kept as 'YYYY-MM-DD' text so no time zone can shift it. */
+type CalendarDate = string;
+type Json = ColumnType<unknown, string, string>;
+
+// accounts
+export interface UsersTable {
+  id: string;
+  kind: 'operator' | 'customer';
+  customer_id: string | null;
+  login_id: string;
+  display_name: string;
+  email: string;
+  roles: string[];
+  password_hash: string;
+  disabled_at: Timestamp | null;
+  created_at: Timestamp;
+}
+
+export interface SessionsTable {
+  token_hash: string;
+  user_id: string;
+  created_at: Timestamp;
+  expires_at: Timestamp;
+}
+
+export interface ApiTokensTable {
+  id: string;
+  customer_id: string;
+  name: string;
+  secret_hash: string;
+  created_by: string;
+  created_at: Timestamp;
+  revoked_at: Timestamp | null;
+  last_used_at: Timestamp | null;
+}
+
+// contracts
+export interface CustomersTable {
+  id: string;
+  code: string;
+  name: string;
+  contact_email: string;
+  created_at: Timestamp;
+}
+
+export interface ContractsTable {
+  id: string;
+  customer_id: string;
+  contract_number: string;
+  status: 'active' | 'suspended' | 'ended';
+  term_start: CalendarDate;
+  term_end: CalendarDate;
+  /** null until the billing role sets it */
+  monthly_fee_yen: number | null;
+  system_use_contract_number: string;
+  system_use_contract_end: CalendarDate | null;
+  support_contract_number: string;
+  support_contract_end: CalendarDate | null;
+  suspension_reason: string | null;
+  suspension_note: string | null;
+  suspended_at: Timestamp | null;
+  scheduled_end_at: Timestamp | null;
+  scheduled_end_reason: string | null;
+  ended_at: Timestamp | null;
+  end_reason: string | null;
+  end_note: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  version: number;
+}
+
+export interface TerminationNoticesTable {
+  id: string;
+  contract_id: string;
+  received_at: Timestamp;
+  end_date: CalendarDate;
+  earliest_end_date: CalendarDate;
+  no_refund: boolean;
+  filed_by: string;
+  note: string;
+}
+
+export interface BreachNoticesTable {
+  id: string;
+  contract_id: string;
+  issued_at: Timestamp;
+  cure_deadline: Timestamp;
+  description: string;
+  issued_by: string;
+  cured_at: Timestamp | null;
+  cured_note: string | null;
+}
+
+export interface DataDeletionDueTable {
+  id: string;
+  contract_id: string;
+  customer_id: string;
+  contract_ended_at: Timestamp;
+  created_at: Timestamp;
+  consumed_at: Timestamp | null;
+  consumed_by: string | null;
+}
+
+// core: audit
+export interface AuditLogTable {
+  seq: Generated<string>;
+  at: Timestamp;
+  actor_kind: string;
+  actor_id: string | null;
+  actor_label: string;
+  action: string;
+  subject_type: string;
+  subject_id: string;
+  customer_id: string | null;
+  reason: string | null;
+  details: Json;
+  prev_hash: string;
+  hash: string;
+}
+
+// core: jobs
+export interface JobsTable {
+  id: string;
+  queue: string;
+  payload: Json;
+  state: 'queued' | 'active' | 'completed' | 'failed';
+  singleton_key: string | null;
+  run_at: Timestamp;
+  attempts: number;
+  max_attempts: number;
+  locked_by: string | null;
+  locked_until: Timestamp | null;
+  last_error: string | null;
+  created_at: Timestamp;
+  completed_at: Timestamp | null;
+}
+
+export interface Database {
+  users: UsersTable;
+  sessions: SessionsTable;
+  api_tokens: ApiTokensTable;
+  customers: CustomersTable;
+  contracts: ContractsTable;
+  termination_notices: TerminationNoticesTable;
+  breach_notices: BreachNoticesTable;
+  data_deletion_due: DataDeletionDueTable;
+  audit_log: AuditLogTable;
+  jobs: JobsTable;
+}

@@ -1,0 +1,239 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Clock } from '../clock.js';
+import type { Db, DbOrTx } from '../db/database.js';
+
+export interface JobContext<P> {
+  id: string;
+  queue: string;
+  payload: P;
+  attempt: number;
+  db: Db;
+  clock: Clock;
+}
+
+export type JobHandler<P = unknown> = (job: JobContext<P>) => Promise<void>;
+
+export interface ScheduleDefinition {
+  /** Unique name; with the tick time it forms the job's singleton key. */
+  name: string;
+  queue: string;
+  everyMs: number;
+  /** Shifts the tick grid, e.g. to run a daily job at 02:00 JST (17:00 UTC). */
+  offsetMs?: number;
+  payload?: Record<string, unknown>;
+}
+
+export interface EnqueueOptions {
+  runAt?: Date;
+  /** A second enqueue with the same key is dropped: the basis of "exactly once per tick". */
+  singletonKey?: string;
+  maxAttempts?: number;
+}
+
+export interface JobQueueOptions {
+  db: Db;
+  clock: Clock;
+  instanceId: string;
+  logger?: Logger;
+  /** How long a taken job stays ours; a crashed instance's jobs are taken again after this. */
+  leaseMs?: number;
+  batchSize?: number;
+}
+
+const RETRY_BASE_MS = 5_000;
+const RETRY_MAX_MS = 15 * 60_000;
+
+/**
+ * The job queue lives in the same PostgreSQL (or PGlite) database as the data, so a state change
+ * and the job it causes commit together. Instances claim work with FOR UPDATE SKIP LOCKED, and
+ * scheduled ticks are singleton rows, so two instances never run the same tick twice. Time comes
+ * from the injectable clock, never from the database's now(), so tests drive schedules directly.
+ */
+export class JobQueue {
+  readonly #db: Db;
+  readonly #clock: Clock;
+  readonly #instanceId: string;
+  readonly #logger: Logger | undefined;
+  readonly #leaseMs: number;
+  readonly #batchSize: number;
+  readonly #handlers = new Map<string, { handler: JobHandler<never>; maxAttempts: number }>();
+  readonly #schedules: ScheduleDefinition[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  #running: Promise<void> | undefined;
+  #stopped = false;
+
+  constructor(opts: JobQueueOptions) {
+    this.#db = opts.db;
+    this.#clock = opts.clock;
+    this.#instanceId = opts.instanceId;
+    this.#logger = opts.logger;
+    this.#leaseMs = opts.leaseMs ?? 5 * 60_000;
+    this.#batchSize = opts.batchSize ?? 10;
+  }
+
+  register<P>(queue: string, handler: JobHandler<P>, opts: { maxAttempts?: number } = {}): void {
+    if (this.#handlers.has(queue)) throw new Error(`job queue "${queue}" has a handler already`);
+    this.#handlers.set(queue, { handler: handler as JobHandler<never>, maxAttempts: opts.maxAttempts ?? 5 });
+  }
+
+  schedule(def: ScheduleDefinition): void {
+    if (def.everyMs < 1000) throw new Error(`schedule "${def.name}": everyMs must be at least 1000`);
+    if (this.#schedules.some((s) => s.name === def.name)) throw new Error(`schedule "${def.name}" is defined twice`);
+    this.#schedules.push(def);
+  }
+
+  get schedules(): readonly ScheduleDefinition[] {
+    return this.#schedules;
+  }
+
+  /** Enqueues inside the caller's transaction when given one. Returns null when a singleton already exists. */
+  async enqueue(dbOrTx: DbOrTx, queue: string, payload: unknown, opts: EnqueueOptions = {}): Promise<string | null> {
+    const now = this.#clock.now();
+    const row = await dbOrTx
+      .insertInto('jobs')
+      .values({
+        id: randomUUID(),
+        queue,
+        payload: JSON.stringify(payload ?? {}),
+        state: 'queued',
+        singleton_key: opts.singletonKey ?? null,
+        run_at: opts.runAt ?? now,
+        attempts: 0,
+        max_attempts: opts.maxAttempts ?? this.#handlers.get(queue)?.maxAttempts ?? 5,
+        created_at: now,
+      })
+      .onConflict((oc) => oc.column('singleton_key').doNothing())
+      .returning('id')
+      .executeTakeFirst();
+    return row?.id ?? null;
+  }
+
+  /** The start of the tick that contains `at` for a schedule. */
+  static tickOf(def: ScheduleDefinition, at: Date): Date {
+    const offset = def.offsetMs ?? 0;
+    return new Date(Math.floor((at.getTime() - offset) / def.everyMs) * def.everyMs + offset);
+  }
+
+  /** Creates the current tick's job of every schedule (idempotent across instances). */
+  async enqueueDueTicks(): Promise<number> {
+    let created = 0;
+    for (const def of this.#schedules) {
+      const tick = JobQueue.tickOf(def, this.#clock.now());
+      const id = await this.enqueue(this.#db, def.queue, { ...def.payload, scheduledFor: tick.toISOString() }, {
+        runAt: tick,
+        singletonKey: `schedule:${def.name}@${tick.toISOString()}`,
+      });
+      if (id) created++;
+    }
+    return created;
+  }
+
+  /** Puts jobs whose lease ran out (their instance died) back in the queue. */
+  async reclaimExpiredLeases(): Promise<number> {
+    const res = await this.#db
+      .updateTable('jobs')
+      .set({ state: 'queued', locked_by: null, locked_until: null })
+      .where('state', '=', 'active')
+      .where('locked_until', '<', this.#clock.now())
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows);
+  }
+
+  /** Claims and runs due jobs until none is left; returns how many ran. */
+  async runDueJobs(maxJobs = 1000): Promise<number> {
+    let ran = 0;
+    while (ran < maxJobs && !this.#stopped) {
+      const queues = [...this.#handlers.keys()];
+      if (queues.length === 0) return ran;
+      const now = this.#clock.now();
+      const claimed = await this.#db
+        .updateTable('jobs')
+        .set((eb) => ({
+          state: 'active',
+          attempts: eb('attempts', '+', 1),
+          locked_by: this.#instanceId,
+          locked_until: new Date(now.getTime() + this.#leaseMs),
+        }))
+        .where('id', 'in', (eb) =>
+          eb
+            .selectFrom('jobs')
+            .select('id')
+            .where('state', '=', 'queued')
+            .where('run_at', '<=', now)
+            .where('queue', 'in', queues)
+            .orderBy('run_at')
+            .limit(this.#batchSize)
+            .forUpdate()
+            .skipLocked(),
+        )
+        .returningAll()
+        .execute();
+      if (claimed.length === 0) return ran;
+      for (const job of claimed) {
+        await this.#runOne(job.id, job.queue, job.payload, job.attempts, job.max_attempts);
+        ran++;
+      }
+    }
+    return ran;
+  }
+
+  async #runOne(id: string, queue: string, rawPayload: unknown, attempt: number, maxAttempts: number): Promise<void> {
+    const entry = this.#handlers.get(queue);
+    if (!entry) return;
+    const payload = typeof rawPayload === 'string' ? (JSON.parse(rawPayload) as unknown) : rawPayload;
+    try {
+      await entry.handler({ id, queue, payload: payload as never, attempt, db: this.#db, clock: this.#clock });
+      await this.#db
+        .updateTable('jobs')
+        .set({ state: 'completed', completed_at: this.#clock.now(), locked_until: null, last_error: null })
+        .where('id', '=', id)
+        .where('locked_by', '=', this.#instanceId)
+        .execute();
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      const giveUp = attempt >= maxAttempts;
+      const delay = Math.min(RETRY_BASE_MS * 2 ** (attempt - 1), RETRY_MAX_MS);
+      this.#logger?.error({ job: id, queue, attempt, err: message, giveUp }, 'job failed');
+      await this.#db
+        .updateTable('jobs')
+        .set({
+          state: giveUp ? 'failed' : 'queued',
+          run_at: new Date(this.#clock.now().getTime() + delay),
+          locked_by: null,
+          locked_until: null,
+          last_error: message.slice(0, 2000),
+        })
+        .where('id', '=', id)
+        .where('locked_by', '=', this.#instanceId)
+        .execute();
+    }
+  }
+
+  /** One pass of everything an instance does: ticks, reclaim, run. */
+  async poll(): Promise<void> {
+    await this.enqueueDueTicks();
+    await this.reclaimExpiredLeases();
+    await this.runDueJobs();
+  }
+
+  start(pollMs: number): void {
+    this.#stopped = false;
+    const loop = () => {
+      if (this.#stopped) return;
+      this.#running = this.poll()
+        .catch((err: unknown) => this.#logger?.error({ err: err instanceof Error ? err.message : String(err) }, 'job poll failed'))
+        .finally(() => {
+          if (!this.#stopped) this.#timer = setTimeout(loop, pollMs);
+        });
+    };
+    loop();
+  }
+
+  /** Stops taking work and waits for the job in hand; unfinished claims return after their lease. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    await this.#running;
+  }
+}
