@@ -17,7 +17,7 @@ const envSchema = z.object({
     .string()
     .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
     .optional(),
-  HOKAN_DEMO_SEED: bool.default(true),
+  HOKAN_DEMO_SEED: bool.optional(),
   HOKAN_SESSION_TTL_HOURS: z.coerce.number().positive().max(24 * 30).default(12),
   HOKAN_COOKIE_SECURE: bool.default(false),
   HOKAN_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -59,7 +59,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host: e.HOST,
     dataDir: path.resolve(e.HOKAN_DATA_DIR),
     databaseUrl: e.DATABASE_URL,
-    demoSeed: e.HOKAN_DEMO_SEED,
+    // The demo belongs to the embedded set-up; a PostgreSQL deployment gets it only when asked.
+    demoSeed: e.HOKAN_DEMO_SEED ?? e.DATABASE_URL === undefined,
     sessionTtlHours: e.HOKAN_SESSION_TTL_HOURS,
     cookieSecure: e.HOKAN_COOKIE_SECURE,
     logLevel: e.HOKAN_LOG_LEVEL,
@@ -75,7 +76,7 @@ export const configReference: Array<[name: string, def: string, meaning: string]
   ['HOST', '127.0.0.1', 'address to listen on'],
   ['HOKAN_DATA_DIR', './data', 'embedded database (PGlite) and local files'],
   ['DATABASE_URL', '(unset)', 'PostgreSQL server; when set, PGlite is not used'],
-  ['HOKAN_DEMO_SEED', 'true', 'seed the demo on an empty database'],
+  ['HOKAN_DEMO_SEED', 'true with PGlite, false with DATABASE_URL', 'seed the demo on an empty database'],
   ['HOKAN_SESSION_TTL_HOURS', '12', 'sign-in session lifetime'],
   ['HOKAN_COOKIE_SECURE', 'false', 'mark the session cookie Secure (set true behind HTTPS)'],
   ['HOKAN_LOG_LEVEL', 'info', 'pino log level'],

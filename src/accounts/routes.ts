@@ -1,0 +1,131 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { findCustomer } from '../contracts/customers.js';
+import { actorOf, canAccessCustomer, CUSTOMER_ROLES, isCustomerAdminOf, OPERATOR_ROLES, requireOperatorRole, hasOperatorRole, type Principal } from '../core/auth/principal.js';
+import { errors } from '../core/errors.js';
+import type { AppContext } from '../http/context.js';
+import { displayName, email, humanPrincipal, loginId, principalOf, router, SESSION_COOKIE, uuid } from '../http/route-kit.js';
+
+import { createApiToken, listApiTokens, revokeApiToken } from './api-tokens.js';
+import { createSession, deleteSession } from './sessions.js';
+import { authenticate, createCustomerUser, createOperator, listCustomerUsers, listOperators } from './users.js';
+
+const customerParams = z.object({ customerId: uuid });
+
+/**
+ * Users and tokens of a customer are managed by the provider's admins and operators and by that
+ * customer's own admins (R18.1: the customer manages its credentials). Another customer's id is
+ * answered as unknown, so ids do not reveal which customers exist.
+ */
+async function requireCustomerManager(ctx: AppContext, p: Principal, customerId: string): Promise<void> {
+  if (!canAccessCustomer(p, customerId) || !(await findCustomer(ctx.db, customerId))) {
+    throw errors.notFound('お客様 / customer', customerId);
+  }
+  if (!hasOperatorRole(p, 'admin', 'operator') && !isCustomerAdminOf(p, customerId)) {
+    throw errors.forbidden("requires the customer's admin or a provider operator", 'お客様の管理者または事業者の運用担当者の権限が必要です');
+  }
+}
+
+export function registerAccountRoutes(app: FastifyInstance, ctx: AppContext): void {
+  const r = router(app);
+
+  r.post('/auth/login', {
+    schema: {
+      tags: ['auth'],
+      summary: 'Sign in with ID and password; sets an HttpOnly session cookie',
+      body: z.object({ loginId: z.string().min(1).max(64), password: z.string().min(1).max(256) }),
+    },
+  }, async (req, reply) => {
+    const principal = await authenticate(ctx.db, req.body.loginId, req.body.password);
+    if (principal.kind === 'api_token') throw errors.invalidCredentials();
+    const session = await createSession(ctx.db, ctx.clock, principal.userId, ctx.config.sessionTtlHours);
+    reply.setCookie(SESSION_COOKIE, session.token, {
+      httpOnly: true,
+      sameSite: 'lax',
+      secure: ctx.config.cookieSecure,
+      path: '/',
+      expires: session.expiresAt,
+    });
+    return { principal, expiresAt: session.expiresAt.toISOString() };
+  });
+
+  r.post('/auth/logout', { schema: { tags: ['auth'], summary: 'Sign out' } }, async (req, reply) => {
+    const token = req.cookies[SESSION_COOKIE];
+    if (token) await deleteSession(ctx.db, token);
+    reply.clearCookie(SESSION_COOKIE, { path: '/' });
+    return { signedOut: true };
+  });
+
+  r.get('/me', { schema: { tags: ['auth'], summary: 'Who the request speaks for' } }, async (req) => ({ principal: principalOf(req) }));
+
+  r.get('/operators', { schema: { tags: ['accounts'], summary: "The provider's operators (admin)" } }, async (req) => {
+    requireOperatorRole(principalOf(req), 'admin');
+    return { operators: await listOperators(ctx.db) };
+  });
+
+  r.post('/operators', {
+    schema: {
+      tags: ['accounts'],
+      summary: 'Create an operator (admin)',
+      body: z.object({ loginId, displayName, email, roles: z.array(z.enum(OPERATOR_ROLES)).min(1), password: z.string().max(256) }),
+    },
+  }, async (req, reply) => {
+    const p = requireOperatorRole(principalOf(req), 'admin');
+    const user = await createOperator(ctx.db, ctx.clock, actorOf(p), req.body);
+    return reply.code(201).send({ user });
+  });
+
+  r.get('/customers/:customerId/users', { schema: { tags: ['accounts'], summary: "A customer's users", params: customerParams } }, async (req) => {
+    const p = principalOf(req);
+    if (!canAccessCustomer(p, req.params.customerId) || !(await findCustomer(ctx.db, req.params.customerId))) {
+      throw errors.notFound('お客様 / customer', req.params.customerId);
+    }
+    if (p.kind !== 'operator' && !isCustomerAdminOf(p, req.params.customerId)) {
+      throw errors.forbidden("requires the customer's admin", 'お客様の管理者権限が必要です');
+    }
+    return { users: await listCustomerUsers(ctx.db, req.params.customerId) };
+  });
+
+  r.post('/customers/:customerId/users', {
+    schema: {
+      tags: ['accounts'],
+      summary: 'Create a customer user (provider admin/operator or the customer admin)',
+      params: customerParams,
+      body: z.object({ loginId, displayName, email, role: z.enum(CUSTOMER_ROLES), password: z.string().max(256) }),
+    },
+  }, async (req, reply) => {
+    const p = humanPrincipal(req);
+    await requireCustomerManager(ctx, p, req.params.customerId);
+    const user = await createCustomerUser(ctx.db, ctx.clock, actorOf(p), { ...req.body, customerId: req.params.customerId });
+    return reply.code(201).send({ user });
+  });
+
+  r.get('/customers/:customerId/api-tokens', { schema: { tags: ['accounts'], summary: "A customer's API tokens (never the secrets)", params: customerParams } }, async (req) => {
+    const p = principalOf(req);
+    await requireCustomerManager(ctx, p, req.params.customerId);
+    return { apiTokens: await listApiTokens(ctx.db, req.params.customerId) };
+  });
+
+  r.post('/customers/:customerId/api-tokens', {
+    schema: {
+      tags: ['accounts'],
+      summary: 'Issue an API token for the Software; the token is shown only in this response',
+      params: customerParams,
+      body: z.object({ name: z.string().trim().min(1).max(100) }),
+    },
+  }, async (req, reply) => {
+    const p = humanPrincipal(req);
+    await requireCustomerManager(ctx, p, req.params.customerId);
+    const actor = { ...actorOf(p), id: p.userId };
+    const result = await createApiToken(ctx.db, ctx.clock, actor, req.params.customerId, req.body.name);
+    return reply.code(201).send(result);
+  });
+
+  r.delete('/customers/:customerId/api-tokens/:tokenId', {
+    schema: { tags: ['accounts'], summary: 'Revoke an API token', params: z.object({ customerId: uuid, tokenId: uuid }) },
+  }, async (req) => {
+    const p = humanPrincipal(req);
+    await requireCustomerManager(ctx, p, req.params.customerId);
+    return { apiToken: await revokeApiToken(ctx.db, ctx.clock, actorOf(p), req.params.customerId, req.params.tokenId) };
+  });
+}

@@ -1,0 +1,47 @@
+import type { FastifyInstance } from 'fastify';
+import pino, { type Logger } from 'pino';
+import { registerAccountJobs } from './accounts/jobs.js';
+import { registerContractJobs } from './contracts/jobs.js';
+import { systemClock, type Clock } from './core/clock.js';
+import type { Config } from './core/config.js';
+import { migrate, openDatabase, type DatabaseHandle, type DatabaseTarget } from './core/db/database.js';
+import { JobQueue } from './core/jobs/job-queue.js';
+import type { AppContext } from './http/context.js';
+import { buildServer } from './http/server.js';
+
+export interface App {
+  ctx: AppContext;
+  database: DatabaseHandle;
+  server: FastifyInstance;
+  close(): Promise<void>;
+}
+
+export function databaseTargetOf(config: Config): DatabaseTarget {
+  return config.databaseUrl ? { kind: 'postgres', url: config.databaseUrl } : { kind: 'pglite', dataDir: config.dataDir };
+}
+
+/** Wires one hokan instance: database (migrated), job queue with every domain's jobs, HTTP server. */
+export async function createApp(config: Config, opts: { clock?: Clock; logger?: Logger; database?: DatabaseHandle } = {}): Promise<App> {
+  const logger = opts.logger ?? pino({ level: config.logLevel, base: { instance: config.instanceId } });
+  const database = opts.database ?? (await openDatabase(databaseTargetOf(config)));
+  await migrate(database.db);
+  const clock = opts.clock ?? systemClock;
+  const queue = new JobQueue({ db: database.db, clock, instanceId: config.instanceId, logger });
+  registerContractJobs(queue);
+  registerAccountJobs(queue);
+  const ctx: AppContext = { db: database.db, clock, config, queue, logger };
+  const server = await buildServer(ctx);
+  let closed = false;
+  return {
+    ctx,
+    database,
+    server,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await queue.stop();
+      await server.close();
+      await database.close();
+    },
+  };
+}

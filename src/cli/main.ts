@@ -1,0 +1,158 @@
+import path from 'node:path';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { generatePassword } from '../accounts/passwords.js';
+import { createOperator } from '../accounts/users.js';
+import { createApp, databaseTargetOf } from '../app.js';
+import { systemActor, verifyAuditChain } from '../core/audit/audit-log.js';
+import { OPERATOR_ROLES, type OperatorRole } from '../core/auth/principal.js';
+import { systemClock } from '../core/clock.js';
+import { ConfigError, loadConfig, type Config } from '../core/config.js';
+import { migrate, openDatabase } from '../core/db/database.js';
+import { HokanError } from '../core/errors.js';
+import { seedDemo } from '../seed/demo.js';
+
+function config(): Config {
+  return loadConfig();
+}
+
+async function withDatabase<T>(fn: (db: Awaited<ReturnType<typeof openDatabase>>) => Promise<T>): Promise<T> {
+  const handle = await openDatabase(databaseTargetOf(config()));
+  try {
+    await migrate(handle.db);
+    return await fn(handle);
+  } finally {
+    await handle.close();
+  }
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
+async function serve(): Promise<void> {
+  const cfg = config();
+  const app = await createApp(cfg);
+  const log = app.ctx.logger;
+  if (cfg.demoSeed) {
+    const credentialsFile = path.join(cfg.dataDir, 'demo-credentials.txt');
+    const creds = await seedDemo(app.ctx.db, app.ctx.clock, app.database.kind === 'pglite' ? credentialsFile : null);
+    if (creds) {
+      const rows = creds.map((c) => `    ${c.loginId.padEnd(16)} ${c.password}   ${c.who}`).join('\n');
+      process.stdout.write(`\nhokan: seeded a demo (デモデータを作成しました). Sign in with / サインイン:\n${rows}\n` +
+        (app.database.kind === 'pglite' ? `  (also kept in ${credentialsFile}, readable only by you)\n` : '  (shown only now: note them)\n'));
+    } else if (app.database.kind === 'pglite') {
+      process.stdout.write(`\nhokan: demo sign-in IDs and passwords are in ${credentialsFile}\n`);
+    }
+  }
+  if (cfg.jobsEnabled) app.ctx.queue.start(cfg.jobPollMs);
+  const address = await app.server.listen({ port: cfg.port, host: cfg.host });
+  process.stdout.write(
+    `\nhokan is running at ${address}  (database: ${app.database.kind} ${app.database.location})\n` +
+      `  health:   ${address}/healthz\n  API:      ${address}/api/v1  (OpenAPI: ${address}/api/v1/openapi.json)\n` +
+      `  sign in:  curl -c cookies.txt -H 'content-type: application/json' \\\n` +
+      `              -d '{"loginId":"admin","password":"…"}' ${address}/api/v1/auth/login\n` +
+      `            then: curl -b cookies.txt ${address}/api/v1/contracts\n\n`,
+  );
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down: draining requests and handing back jobs');
+    await app.close();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+}
+
+function parseRoles(value: string): OperatorRole[] {
+  const roles = value.split(',').map((r) => r.trim()).filter(Boolean);
+  const bad = roles.filter((r) => !(OPERATOR_ROLES as readonly string[]).includes(r));
+  if (roles.length === 0 || bad.length > 0) {
+    throw new InvalidArgumentError(`roles must be a comma-separated list of ${OPERATOR_ROLES.join(', ')}${bad.length ? ` (unknown: ${bad.join(', ')})` : ''}`);
+  }
+  return roles as OperatorRole[];
+}
+
+export function buildCli(): Command {
+  const program = new Command();
+  program
+    .name('hokan')
+    .description('hokan (保管): runs a Japanese data-center service as its terms of use promise.\nConfiguration comes from environment variables (see README).')
+    .showHelpAfterError();
+
+  program.command('serve').description('start the platform (HTTP API, jobs); seeds a demo on an empty embedded database').action(serve);
+
+  program.command('migrate').description('apply database migrations and exit').action(async () => {
+    await withDatabase(async (h) => process.stdout.write(`migrations applied (${h.kind} ${h.location})\n`));
+  });
+
+  const operator = program.command('operator').description("manage the provider's operators");
+  operator
+    .command('create')
+    .description('create an operator, e.g. the first admin; prints a generated password unless --password-stdin')
+    .requiredOption('--login-id <id>', 'sign-in ID (3–64 of a-z 0-9 . _ -)')
+    .requiredOption('--name <name>', 'display name')
+    .requiredOption('--email <address>', 'e-mail address')
+    .option('--roles <roles>', `comma-separated: ${OPERATOR_ROLES.join(', ')}`, parseRoles, ['admin'] as OperatorRole[])
+    .option('--password-stdin', 'read the password from standard input')
+    .action(async (opts: { loginId: string; name: string; email: string; roles: OperatorRole[]; passwordStdin?: boolean }) => {
+      if (!/^[a-z0-9][a-z0-9._-]{2,63}$/.test(opts.loginId)) throw new InvalidArgumentError('--login-id: 3–64 of a-z 0-9 . _ -, starting with a letter or digit');
+      if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(opts.email) || opts.email.length > 254) throw new InvalidArgumentError(`--email: "${opts.email}" is not an e-mail address`);
+      const password = opts.passwordStdin ? await readStdin() : generatePassword();
+      await withDatabase(async (h) => {
+        const user = await createOperator(h.db, systemClock, systemActor('cli operator create'), {
+          loginId: opts.loginId,
+          displayName: opts.name,
+          email: opts.email,
+          roles: opts.roles,
+          password,
+        });
+        process.stdout.write(`created operator ${user.loginId} (${user.roles.join(', ')})\n`);
+        if (!opts.passwordStdin) process.stdout.write(`password: ${password}\n(shown only now)\n`);
+      });
+    });
+
+  const audit = program.command('audit').description('the hash-chained audit log');
+  audit
+    .command('verify')
+    .description('re-hash the whole chain; exits 1 and names the first broken link if it was tampered with')
+    .action(async () => {
+      await withDatabase(async (h) => {
+        const result = await verifyAuditChain(h.db);
+        if (result.ok) {
+          process.stdout.write(`audit log OK: ${result.entries} entries, head ${result.headHash}\n`);
+        } else {
+          process.stdout.write(`audit log BROKEN at entry #${result.brokenAtSeq}: ${result.problem}\n(${result.entries} entries before it verified)\n`);
+          process.exitCode = 1;
+        }
+      });
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildCli();
+  program.exitOverride();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exitCode = err.exitCode;
+      return;
+    }
+    if (err instanceof ConfigError) {
+      process.stderr.write(`hokan: ${err.message}\n`);
+    } else if (err instanceof HokanError) {
+      process.stderr.write(`hokan: ${err.messages.en}\n       ${err.messages.ja}\n`);
+    } else if (err instanceof Error && 'code' in err && (err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      process.stderr.write(`hokan: the port is already in use (${err.message}); set PORT to another port\n`);
+    } else {
+      process.stderr.write(`hokan: ${err instanceof Error ? err.message : String(err)}\n`);
+    }
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,14 @@
+import type { Logger } from 'pino';
+import type { Config } from '../core/config.js';
+import type { Clock } from '../core/clock.js';
+import type { Db } from '../core/db/database.js';
+import type { JobQueue } from '../core/jobs/job-queue.js';
+
+/** What every route and job is given; built once in main and in tests. */
+export interface AppContext {
+  db: Db;
+  clock: Clock;
+  config: Config;
+  queue: JobQueue;
+  logger: Logger;
+}

@@ -1,0 +1,133 @@
+import fastifyCookie from '@fastify/cookie';
+import fastifySwagger from '@fastify/swagger';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { resolveApiToken } from '../accounts/api-tokens.js';
+import { registerAccountRoutes } from '../accounts/routes.js';
+import { resolveSession } from '../accounts/sessions.js';
+import { registerContractRoutes } from '../contracts/routes.js';
+import { errors, HokanError, type ErrorCode } from '../core/errors.js';
+import { bi } from '../core/i18n.js';
+import { registerAuditRoutes } from './audit-routes.js';
+import type { AppContext } from './context.js';
+
+import { SESSION_COOKIE } from './route-kit.js';
+const BODY_LIMIT = 1024 * 1024;
+
+/** Fastify's own 4xx errors, in hokan's error shape. */
+function fromFastifyError(err: FastifyError): HokanError | null {
+  const status = err.statusCode ?? 500;
+  if (status >= 500) return null;
+  const map: Record<string, [ErrorCode, string, string]> = {
+    FST_ERR_CTP_BODY_TOO_LARGE: ['payload_too_large', '送信されたデータが大きすぎます。', 'The request body is too large.'],
+    FST_ERR_CTP_INVALID_MEDIA_TYPE: ['unsupported_media_type', 'このContent-Typeは受け付けません。application/json で送ってください。', 'Unsupported Content-Type; send application/json.'],
+    FST_ERR_CTP_INVALID_JSON_BODY: ['validation_failed', 'JSONとして読み取れません。', 'The body is not valid JSON.'],
+    FST_ERR_CTP_EMPTY_JSON_BODY: ['validation_failed', '本文が空です。', 'The JSON body is empty.'],
+  };
+  const hit = err.code ? map[err.code] : undefined;
+  if (hit) return new HokanError(hit[0], bi(hit[1], hit[2]));
+  if (status === 413) return new HokanError('payload_too_large', bi('送信されたデータが大きすぎます。', 'The request body is too large.'));
+  if (status === 415) return new HokanError('unsupported_media_type', bi('このContent-Typeは受け付けません。', 'Unsupported Content-Type.'));
+  return new HokanError('validation_failed', bi(`リクエストを処理できません: ${err.message}`, `The request cannot be processed: ${err.message}`));
+}
+
+export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: ctx.logger as FastifyBaseLogger,
+    bodyLimit: BODY_LIMIT,
+    logController: new LogController({ disableRequestLogging: ctx.config.logLevel !== 'debug' && ctx.config.logLevel !== 'trace' }),
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+
+  await app.register(fastifyCookie);
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'hokan API',
+        version: '1',
+        description: 'hokan (保管): customers, contracts and their lifecycle under the data-center terms of use. Errors: {error:{code,message:{ja,en},details}}.',
+      },
+      components: {
+        securitySchemes: {
+          session: { type: 'apiKey', in: 'cookie', name: SESSION_COOKIE },
+          apiToken: { type: 'http', scheme: 'bearer', description: 'hkn_… customer API token' },
+        },
+      },
+      security: [{ session: [] }, { apiToken: [] }],
+    },
+    transform: jsonSchemaTransform,
+  });
+
+  app.decorateRequest('principal', null);
+  app.decorateRequest('viaSessionCookie', false);
+  app.addHook('onRequest', async (req) => {
+    const auth = req.headers.authorization;
+    if (auth !== undefined) {
+      const m = /^Bearer\s+(\S+)$/i.exec(auth);
+      const principal = m ? await resolveApiToken(ctx.db, ctx.clock, m[1]!) : null;
+      if (!principal) throw errors.unauthenticated();
+      req.principal = principal;
+      return;
+    }
+    const token = req.cookies[SESSION_COOKIE];
+    if (token) {
+      req.principal = await resolveSession(ctx.db, ctx.clock, token);
+      req.viaSessionCookie = req.principal !== null;
+    }
+  });
+  // A browser sends cookies cross-site, but not a JSON content type or a foreign Origin without
+  // CORS consent: requiring both for cookie-authenticated writes closes the CSRF hole.
+  app.addHook('preHandler', async (req) => {
+    if (!req.viaSessionCookie || ['GET', 'HEAD', 'OPTIONS'].includes(req.method)) return;
+    const origin = req.headers.origin;
+    if (origin !== undefined && origin !== 'null') {
+      let host: string | undefined;
+      try {
+        host = new URL(origin).host;
+      } catch {
+        host = undefined;
+      }
+      if (host !== req.headers.host) throw errors.forbidden('cross-site request refused', '別のサイトからのリクエストは受け付けません');
+    } else if (origin === 'null') {
+      throw errors.forbidden('cross-site request refused', '別のサイトからのリクエストは受け付けません');
+    }
+  });
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    if (hasZodFastifySchemaValidationErrors(err)) {
+      const details = err.validation.map((v) => ({
+        path: [String(err.validationContext ?? ''), ...String(v.instancePath ?? '').split('/').filter(Boolean)].filter(Boolean).join('.'),
+        message: v.message ?? 'invalid',
+      }));
+      return reply.code(400).send(errors.validation(details).toJSON());
+    }
+    const known = err instanceof HokanError ? err : fromFastifyError(err);
+    if (known) return reply.code(known.httpStatus).send(known.toJSON());
+    req.log.error({ err }, 'unhandled error');
+    return reply.code(500).send(new HokanError('internal', bi('内部エラーが発生しました。', 'An internal error occurred.')).toJSON());
+  });
+  app.setNotFoundHandler((req, reply) => {
+    const e = errors.notFound('パス / path', `${req.method} ${req.url.split('?')[0]}`);
+    return reply.code(404).send(e.toJSON());
+  });
+
+  app.get('/healthz', { schema: { hide: true } }, async (_req, reply) => {
+    try {
+      await ctx.db.selectFrom('hokan_migrations' as never).select((eb) => eb.lit(1).as('one')).limit(1).execute();
+      return { status: 'ok' };
+    } catch {
+      return reply.code(503).send({ status: 'unavailable' });
+    }
+  });
+
+  await app.register(async (api) => {
+    registerAccountRoutes(api, ctx);
+    registerContractRoutes(api, ctx);
+    registerAuditRoutes(api, ctx);
+    api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  }, { prefix: '/api/v1' });
+
+  return app;
+}
