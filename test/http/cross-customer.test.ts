@@ -1,0 +1,101 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { issueBreachNotice } from '../../src/contracts/contracts.js';
+import { systemActor } from '../../src/core/audit/audit-log.js';
+import { databaseKinds } from '../helpers/databases.js';
+import { addCustomerUser, addCustomerWithContract, addOperator, startTestApp, TEST_PASSWORD, type TestApp } from '../helpers/app.js';
+
+type Ids = { customerId: string; contractId: string; tokenId: string; noticeId: string };
+
+/** A body that passes validation for each write route, so the walk tests access, not input checks. */
+const SAMPLE_BODIES: Record<string, unknown> = {
+  'POST /api/v1/auth/login': { loginId: 'x', password: 'y' },
+  'POST /api/v1/auth/logout': {},
+  'POST /api/v1/operators': { loginId: 'walker', displayName: 'w', email: 'w@example.jp', roles: ['admin'], password: TEST_PASSWORD },
+  'POST /api/v1/customers': { code: 'walk', name: 'w', contactEmail: 'w@example.jp' },
+  'POST /api/v1/customers/{customerId}/users': { loginId: 'walker2', displayName: 'w', email: 'w@example.jp', role: 'member', password: TEST_PASSWORD },
+  'POST /api/v1/customers/{customerId}/api-tokens': { name: 'w' },
+  'POST /api/v1/customers/{customerId}/contracts': { contractNumber: 'W-1', termStart: '2026-12-01', termEnd: '2027-11-30', systemUseContractNumber: 'SU-W', supportContractNumber: 'SP-W' },
+  'POST /api/v1/contracts/{contractId}/suspend': { reason: 'unpaid_fees', note: 'x' },
+  'POST /api/v1/contracts/{contractId}/resume': { note: 'x' },
+  'POST /api/v1/contracts/{contractId}/termination-notice': { note: 'x' },
+  'POST /api/v1/contracts/{contractId}/breach-notices': { description: 'x', cureDeadline: '2027-01-01T00:00:00+09:00' },
+  'POST /api/v1/contracts/{contractId}/breach-notices/{noticeId}/cure': { note: 'x' },
+  'POST /api/v1/contracts/{contractId}/terminate': { kind: 'immediate', ground: 'gross_breach', note: 'x' },
+  'PUT /api/v1/contracts/{contractId}/linked-contracts/{linked}': { endDate: '2027-01-31', note: 'x' },
+  'PUT /api/v1/contracts/{contractId}/term': { termEnd: '2028-03-31', note: 'x' },
+  'PUT /api/v1/contracts/{contractId}/fee': { monthlyFeeYen: 1, note: 'x' },
+};
+
+describe.each(databaseKinds)('cross-customer isolation on %s', (kind) => {
+  let app: TestApp;
+  let own: Ids;
+  let other: Ids;
+  let routes: Array<{ method: string; path: string }>;
+  const callers: Record<string, { cookie?: string; token?: string }> = {};
+
+  beforeAll(async () => {
+    app = await startTestApp(kind);
+    const make = async (code: string): Promise<Ids> => {
+      const { customer, contractId } = await addCustomerWithContract(app, code);
+      const op = await addOperator(app, `${code}-op`, ['operator']);
+      const { breachNotice } = await issueBreachNotice(app.ctx.db, app.clock, { ...systemActor('t'), id: op.id }, contractId, { description: 'x', cureDeadline: new Date('2027-01-01T00:00:00Z') });
+      await addCustomerUser(app, customer.id, `${code}-admin`, 'customer_admin');
+      await addCustomerUser(app, customer.id, `${code}-staff`, 'member');
+      const cookie = await app.signIn(`${code}-admin`);
+      const t = await app.request({ method: 'POST', url: `/api/v1/customers/${customer.id}/api-tokens`, cookie, payload: { name: 'soft' } });
+      return { customerId: customer.id, contractId, tokenId: t.json().apiToken.id, noticeId: breachNotice.id };
+    };
+    own = await make('alpha');
+    other = await make('bravo');
+    callers['customer admin'] = { cookie: await app.signIn('alpha-admin') };
+    callers['member'] = { cookie: await app.signIn('alpha-staff') };
+    const token = await app.request({ method: 'POST', url: `/api/v1/customers/${own.customerId}/api-tokens`, cookie: callers['customer admin']!.cookie, payload: { name: 'walker' } });
+    callers['API token'] = { token: token.json().token };
+    const doc = (await app.request({ method: 'GET', url: '/api/v1/openapi.json' })).json() as { paths: Record<string, Record<string, unknown>> };
+    routes = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => ({ method: m.toUpperCase(), path })));
+  });
+  afterAll(async () => app?.close());
+
+  const fill = (path: string, ids: Ids) =>
+    path
+      .replace('{customerId}', ids.customerId)
+      .replace('{contractId}', ids.contractId)
+      .replace('{tokenId}', ids.tokenId)
+      .replace('{noticeId}', ids.noticeId)
+      .replace('{linked}', 'support');
+
+  it('the walk covers every route with a sample body for every write', () => {
+    expect(routes.length).toBeGreaterThan(20);
+    for (const r of routes) {
+      if (r.method !== 'GET' && r.method !== 'DELETE') expect(SAMPLE_BODIES, `${r.method} ${r.path}`).toHaveProperty(`${r.method} ${r.path}`);
+    }
+  });
+
+  it('a customer\'s own ids are readable (the walk is not vacuous)', async () => {
+    for (const r of routes.filter((x) => x.method === 'GET' && x.path.includes('{contractId}'))) {
+      const res = await app.request({ method: 'GET', url: fill(r.path, own), ...callers['customer admin'] });
+      expect(res.statusCode, `${r.path}`).toBe(200);
+    }
+  });
+
+  it.each(['customer admin', 'member', 'API token'])('every route refuses another customer\'s ids to a %s and leaks nothing of it', async (who) => {
+    const leaks = [other.customerId, other.contractId, other.tokenId, other.noticeId, 'bravo'];
+    for (const r of routes) {
+      const url = fill(r.path, other);
+      const body = SAMPLE_BODIES[`${r.method} ${r.path}`];
+      const res = await app.request({ method: r.method as 'GET', url, ...callers[who], ...(body !== undefined ? { payload: body as object } : {}) });
+      const label = `${who}: ${r.method} ${r.path} → ${res.statusCode} ${res.body.slice(0, 200)}`;
+      if (r.path.includes('{')) {
+        expect([401, 403, 404], label).toContain(res.statusCode);
+        if (res.statusCode === 404) expect(res.json().error.code, label).toBe('not_found');
+      } else {
+        expect(res.statusCode, label).toBeLessThan(500);
+      }
+      const text = res.statusCode < 400 ? res.body : JSON.stringify(res.json().error.details);
+      for (const s of leaks) expect(text.includes(s), `${label} leaks ${s}`).toBe(false);
+    }
+    // Nothing about the other customer changed.
+    const b = await app.request({ method: 'GET', url: `/api/v1/contracts/${other.contractId}`, cookie: await app.signIn('bravo-admin') });
+    expect(b.json().contract).toMatchObject({ status: 'active', scheduledEnd: null, version: 2 });
+  });
+});
