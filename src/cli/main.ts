@@ -99,8 +99,8 @@ export function buildCli(): Command {
     .option('--roles <roles>', `comma-separated: ${OPERATOR_ROLES.join(', ')}`, parseRoles, ['admin'] as OperatorRole[])
     .option('--password-stdin', 'read the password from standard input')
     .action(async (opts: { loginId: string; name: string; email: string; roles: OperatorRole[]; passwordStdin?: boolean }) => {
-      if (!/^[a-z0-9][a-z0-9._-]{2,63}$/.test(opts.loginId)) throw new InvalidArgumentError('--login-id: 3–64 of a-z 0-9 . _ -, starting with a letter or digit');
-      if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(opts.email) || opts.email.length > 254) throw new InvalidArgumentError(`--email: "${opts.email}" is not an e-mail address`);
+      if (!/^[a-z0-9][a-z0-9._-]{2,63}$/.test(opts.loginId)) throw new Error(`--login-id "${opts.loginId}": 3–64 of a-z 0-9 . _ -, starting with a letter or digit`);
+      if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(opts.email) || opts.email.length > 254) throw new Error(`--email: "${opts.email}" is not an e-mail address`);
       const password = opts.passwordStdin ? await readStdin() : generatePassword();
       await withDatabase(async (h) => {
         const user = await createOperator(h.db, systemClock, systemActor('cli operator create'), {

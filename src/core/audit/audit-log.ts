@@ -38,7 +38,7 @@ export interface AuditEntry {
 
 export const GENESIS_HASH = '0'.repeat(64);
 // Every append in every instance takes this transaction-scoped lock, so the chain stays a line.
-const AUDIT_CHAIN_LOCK = 7_310_301;
+export const AUDIT_CHAIN_LOCK = 7_310_301;
 
 /** Stable JSON: keys sorted, so the same entry always hashes the same on any instance. */
 function canonical(value: unknown): string {
