@@ -134,7 +134,7 @@ describe.each(databaseKinds)('contract lifecycle on %s', (kind) => {
     ['gross_breach', 'R22.2'],
     ['antisocial_forces', 'R16.1'],
     ['third_party_claim', 'R17.1'],
-  ] as const)('%s (%s) ends the contract immediately, even when suspended', async (ground) => {
+  ] as const)('%s (%s) ends the contract immediately, even when suspended', async (ground, _requirement) => {
     const { contractId } = await fresh();
     await suspendContract(db(), clock(), op, contractId, { reason: 'prohibited_act', note: 'x' });
     const ended = await terminateImmediately(db(), clock(), op, contractId, { ground, note: '判断記録' });
