@@ -8,6 +8,8 @@ import { migrate, openDatabase, type DatabaseHandle, type DatabaseTarget } from 
 import { JobQueue } from './core/jobs/job-queue.js';
 import type { AppContext } from './http/context.js';
 import { buildServer } from './http/server.js';
+import { registerDataJobs } from './data/jobs.js';
+import { parseBlobStoreUrl, type BlobStore } from './storage/index.js';
 
 export interface App {
   ctx: AppContext;
@@ -21,7 +23,7 @@ export function databaseTargetOf(config: Config): DatabaseTarget {
 }
 
 /** Wires one hokan instance: database (migrated), job queue with every domain's jobs, HTTP server. */
-export async function createApp(config: Config, opts: { clock?: Clock; logger?: Logger; database?: DatabaseHandle } = {}): Promise<App> {
+export async function createApp(config: Config, opts: { clock?: Clock; logger?: Logger; database?: DatabaseHandle; files?: BlobStore } = {}): Promise<App> {
   const logger = opts.logger ?? pino({ level: config.logLevel, base: { instance: config.instanceId } });
   const database = opts.database ?? (await openDatabase(databaseTargetOf(config)));
   await migrate(database.db);
@@ -29,7 +31,9 @@ export async function createApp(config: Config, opts: { clock?: Clock; logger?: 
   const queue = new JobQueue({ db: database.db, clock, instanceId: config.instanceId, logger });
   registerContractJobs(queue);
   registerAccountJobs(queue);
-  const ctx: AppContext = { db: database.db, clock, config, queue, logger };
+  registerDataJobs(queue, config);
+  const files = opts.files ?? parseBlobStoreUrl(config.filesUrl, config.s3Credentials);
+  const ctx: AppContext = { db: database.db, clock, config, queue, logger, files };
   const server = await buildServer(ctx);
   let closed = false;
   return {

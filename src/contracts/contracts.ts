@@ -495,3 +495,18 @@ export async function listTerminationNotices(db: DbOrTx, contractId: string) {
     note: r.note,
   }));
 }
+
+export type CustomerServiceState = 'active' | 'suspended' | 'ended' | 'none';
+
+/**
+ * Whether a customer may use the service now: any active contract serves it; otherwise a
+ * suspended one blocks it (R11.1, data kept); only ended contracts mean "contract ended" (R10.7).
+ */
+export async function customerServiceState(db: DbOrTx, customerId: string): Promise<CustomerServiceState> {
+  const rows = await db.selectFrom('contracts').select('status').distinct().where('customer_id', '=', customerId).execute();
+  const states = new Set(rows.map((r) => r.status));
+  if (states.has('active')) return 'active';
+  if (states.has('suspended')) return 'suspended';
+  if (states.has('ended')) return 'ended';
+  return 'none';
+}

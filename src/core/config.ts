@@ -24,6 +24,11 @@ const envSchema = z.object({
   HOKAN_JOBS: bool.default(true),
   HOKAN_JOB_POLL_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
   HOKAN_INSTANCE_ID: z.string().min(1).max(100).optional(),
+  HOKAN_FILES_URL: z.string().min(1).optional(),
+  HOKAN_MAX_FILE_BYTES: z.coerce.number().int().min(1).max(10 * 1024 ** 3).default(100 * 1024 ** 2),
+  HOKAN_S3_ACCESS_KEY_ID: z.string().min(1).optional(),
+  HOKAN_S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
+  HOKAN_ACCESS_LOG_RETENTION_DAYS: z.coerce.number().int().min(1).max(36_500).default(5 * 365),
 });
 
 export interface Config {
@@ -38,6 +43,11 @@ export interface Config {
   jobsEnabled: boolean;
   jobPollMs: number;
   instanceId: string;
+  /** Where live files are kept: a directory or s3://bucket/prefix?endpoint=… */
+  filesUrl: string;
+  maxFileBytes: number;
+  s3Credentials: { accessKeyId?: string; secretAccessKey?: string };
+  accessLogRetentionDays: number;
 }
 
 export class ConfigError extends Error {
@@ -67,6 +77,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     jobsEnabled: e.HOKAN_JOBS,
     jobPollMs: e.HOKAN_JOB_POLL_MS,
     instanceId: e.HOKAN_INSTANCE_ID ?? `${process.pid}@${Math.random().toString(36).slice(2, 8)}`,
+    filesUrl: e.HOKAN_FILES_URL ?? path.join(path.resolve(e.HOKAN_DATA_DIR), 'files'),
+    maxFileBytes: e.HOKAN_MAX_FILE_BYTES,
+    s3Credentials: {
+      ...(e.HOKAN_S3_ACCESS_KEY_ID ? { accessKeyId: e.HOKAN_S3_ACCESS_KEY_ID } : {}),
+      ...(e.HOKAN_S3_SECRET_ACCESS_KEY ? { secretAccessKey: e.HOKAN_S3_SECRET_ACCESS_KEY } : {}),
+    },
+    accessLogRetentionDays: e.HOKAN_ACCESS_LOG_RETENTION_DAYS,
   };
 }
 
@@ -83,4 +100,8 @@ export const configReference: Array<[name: string, def: string, meaning: string]
   ['HOKAN_JOBS', 'true', 'run scheduled jobs and the job worker in this instance'],
   ['HOKAN_JOB_POLL_MS', '1000', 'how often the worker looks for due jobs'],
   ['HOKAN_INSTANCE_ID', 'pid@random', 'name of this instance in job locks and logs'],
+  ['HOKAN_FILES_URL', '$HOKAN_DATA_DIR/files', "where the Software's files live: a directory or s3://bucket/prefix?endpoint=…"],
+  ['HOKAN_MAX_FILE_BYTES', '104857600', 'largest file the data API accepts'],
+  ['HOKAN_S3_ACCESS_KEY_ID / HOKAN_S3_SECRET_ACCESS_KEY', '(unset)', 'credentials for s3:// stores'],
+  ['HOKAN_ACCESS_LOG_RETENTION_DAYS', '1825', 'how long the data access log is kept (5 years)'],
 ];

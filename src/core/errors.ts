@@ -14,6 +14,10 @@ export type ErrorCode =
   | 'duplicate'
   | 'payload_too_large'
   | 'unsupported_media_type'
+  | 'precondition_failed'
+  | 'precondition_required'
+  | 'contract_ended'
+  | 'customer_suspended'
   | 'internal';
 
 const HTTP_STATUS: Record<ErrorCode, number> = {
@@ -30,6 +34,10 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   duplicate: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
+  precondition_failed: 412,
+  precondition_required: 428,
+  contract_ended: 410,
+  customer_suspended: 403,
   internal: 500,
 };
 

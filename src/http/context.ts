@@ -3,6 +3,7 @@ import type { Config } from '../core/config.js';
 import type { Clock } from '../core/clock.js';
 import type { Db } from '../core/db/database.js';
 import type { JobQueue } from '../core/jobs/job-queue.js';
+import type { BlobStore } from '../storage/index.js';
 
 /** What every route and job is given; built once in main and in tests. */
 export interface AppContext {
@@ -11,4 +12,6 @@ export interface AppContext {
   config: Config;
   queue: JobQueue;
   logger: Logger;
+  /** Where the Software's files live (R3.1). */
+  files: BlobStore;
 }

@@ -6,6 +6,7 @@ import { resolveApiToken } from '../accounts/api-tokens.js';
 import { registerAccountRoutes } from '../accounts/routes.js';
 import { resolveSession } from '../accounts/sessions.js';
 import { registerContractRoutes } from '../contracts/routes.js';
+import { registerDataRoutes } from '../data/routes.js';
 import { errors, HokanError, type ErrorCode } from '../core/errors.js';
 import { bi } from '../core/i18n.js';
 import { registerAuditRoutes } from './audit-routes.js';
@@ -128,6 +129,7 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
     registerAccountRoutes(api, ctx);
     registerContractRoutes(api, ctx);
     registerAuditRoutes(api, ctx);
+    registerDataRoutes(api, ctx, ctx.files);
     api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   }, { prefix: '/api/v1' });
 

@@ -1,3 +1,6 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import pino from 'pino';
 import { createCustomerUser, createOperator } from '../../src/accounts/users.js';
@@ -19,11 +22,17 @@ export interface TestApp extends App {
   request(opts: InjectOptions & { cookie?: string; token?: string }): Promise<LightMyRequestResponse>;
 }
 
-export async function startTestApp(kind: DatabaseKind, start = '2026-11-24T01:00:00Z'): Promise<TestApp> {
+export async function startTestApp(kind: DatabaseKind, start = '2026-11-24T01:00:00Z', env: Record<string, string> = {}): Promise<TestApp & { filesDir: string }> {
   const clock = new ManualClock(start);
   const database = await openTestDatabase(kind);
-  const config = loadConfig({ HOKAN_LOG_LEVEL: 'silent', HOKAN_DATA_DIR: '.tmp/unused', HOKAN_INSTANCE_ID: 'test' });
+  const filesDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hokan-files-'));
+  const config = loadConfig({ HOKAN_LOG_LEVEL: 'silent', HOKAN_DATA_DIR: '.tmp/unused', HOKAN_INSTANCE_ID: 'test', HOKAN_FILES_URL: filesDir, ...env });
   const app = await createApp(config, { clock, database, logger: pino({ level: 'silent' }) });
+  const close = app.close;
+  app.close = async () => {
+    await close();
+    fs.rmSync(filesDir, { recursive: true, force: true });
+  };
   const request: TestApp['request'] = async ({ cookie, token, headers, ...rest }) =>
     app.server.inject({
       ...rest,
@@ -35,6 +44,7 @@ export async function startTestApp(kind: DatabaseKind, start = '2026-11-24T01:00
     });
   return {
     ...app,
+    filesDir,
     clock,
     request,
     async signIn(loginId, password = TEST_PASSWORD) {

@@ -4,7 +4,7 @@ import { systemActor } from '../../src/core/audit/audit-log.js';
 import { databaseKinds } from '../helpers/databases.js';
 import { addCustomerUser, addCustomerWithContract, addOperator, startTestApp, TEST_PASSWORD, type TestApp } from '../helpers/app.js';
 
-type Ids = { customerId: string; contractId: string; tokenId: string; noticeId: string };
+type Ids = { customerId: string; contractId: string; tokenId: string; noticeId: string; recordId: string; fileId: string };
 
 /** A body that passes validation for each write route, so the walk tests access, not input checks. */
 const SAMPLE_BODIES: Record<string, unknown> = {
@@ -24,6 +24,13 @@ const SAMPLE_BODIES: Record<string, unknown> = {
   'PUT /api/v1/contracts/{contractId}/linked-contracts/{linked}': { endDate: '2027-01-31', note: 'x' },
   'PUT /api/v1/contracts/{contractId}/term': { termEnd: '2028-03-31', note: 'x' },
   'PUT /api/v1/contracts/{contractId}/fee': { monthlyFeeYen: 1, note: 'x' },
+  'POST /api/v1/data/collections/{collection}/records': { id: 'alpha-created', data: { x: 1 } },
+  'PUT /api/v1/data/collections/{collection}/records/{id}': { data: { x: 2 } },
+  'POST /api/v1/data/files': { raw: 'bytes' },
+};
+const SAMPLE_HEADERS: Record<string, Record<string, string>> = {
+  'PUT /api/v1/data/collections/{collection}/records/{id}': { 'if-match': '"v1"' },
+  'DELETE /api/v1/data/collections/{collection}/records/{id}': { 'if-match': '"v1"' },
 };
 
 describe.each(databaseKinds)('cross-customer isolation on %s', (kind) => {
@@ -43,7 +50,11 @@ describe.each(databaseKinds)('cross-customer isolation on %s', (kind) => {
       await addCustomerUser(app, customer.id, `${code}-staff`, 'member');
       const cookie = await app.signIn(`${code}-admin`);
       const t = await app.request({ method: 'POST', url: `/api/v1/customers/${customer.id}/api-tokens`, cookie, payload: { name: 'soft' } });
-      return { customerId: customer.id, contractId, tokenId: t.json().apiToken.id, noticeId: breachNotice.id };
+      const token = t.json().token as string;
+      const recordId = `${code}-rec-1`;
+      await app.request({ method: 'POST', url: '/api/v1/data/collections/walk/records', token, payload: { id: recordId, data: { owner: code } } });
+      const f = await app.request({ method: 'POST', url: `/api/v1/data/files?name=${code}.txt`, token, headers: { 'content-type': 'application/octet-stream' }, payload: Buffer.from(`${code} file`) });
+      return { customerId: customer.id, contractId, tokenId: t.json().apiToken.id, noticeId: breachNotice.id, recordId, fileId: f.json().file.id };
     };
     own = await make('alpha');
     other = await make('bravo');
@@ -62,7 +73,10 @@ describe.each(databaseKinds)('cross-customer isolation on %s', (kind) => {
       .replace('{contractId}', ids.contractId)
       .replace('{tokenId}', ids.tokenId)
       .replace('{noticeId}', ids.noticeId)
-      .replace('{linked}', 'support');
+      .replace('{linked}', 'support')
+      .replace('{collection}', 'walk')
+      .replace('{id}', ids.recordId)
+      .replace('{fileId}', ids.fileId);
 
   it('the walk covers every route with a sample body for every write', () => {
     expect(routes.length).toBeGreaterThan(20);
@@ -79,13 +93,15 @@ describe.each(databaseKinds)('cross-customer isolation on %s', (kind) => {
   });
 
   it.each(['customer admin', 'member', 'API token'])('every route refuses another customer\'s ids to a %s and leaks nothing of it', async (who) => {
-    const leaks = [other.customerId, other.contractId, other.tokenId, other.noticeId, 'bravo'];
+    const leaks = [other.customerId, other.contractId, other.tokenId, other.noticeId, other.fileId, 'bravo'];
     for (const r of routes) {
       const url = fill(r.path, other);
       const body = SAMPLE_BODIES[`${r.method} ${r.path}`];
-      const res = await app.request({ method: r.method as 'GET', url, ...callers[who], ...(body !== undefined ? { payload: body as object } : {}) });
+      const headers = SAMPLE_HEADERS[`${r.method} ${r.path}`] ?? {};
+      const res = await app.request({ method: r.method as 'GET', url, headers, ...callers[who], ...(body !== undefined ? { payload: body as object } : {}) });
       const label = `${who}: ${r.method} ${r.path} → ${res.statusCode} ${res.body.slice(0, 200)}`;
-      if (r.path.includes('{')) {
+      // A collection name alone is not another customer's id: those routes act in the caller's own space.
+      if (r.path.replace('{collection}', '').includes('{')) {
         expect([401, 403, 404], label).toContain(res.statusCode);
         if (res.statusCode === 404) expect(res.json().error.code, label).toBe('not_found');
       } else {
@@ -97,5 +113,10 @@ describe.each(databaseKinds)('cross-customer isolation on %s', (kind) => {
     // Nothing about the other customer changed.
     const b = await app.request({ method: 'GET', url: `/api/v1/contracts/${other.contractId}`, cookie: await app.signIn('bravo-admin') });
     expect(b.json().contract).toMatchObject({ status: 'active', scheduledEnd: null, version: 2 });
+    const bravoToken = await app.request({ method: 'POST', url: `/api/v1/customers/${other.customerId}/api-tokens`, cookie: await app.signIn('bravo-admin'), payload: { name: 'check' } });
+    const rec = await app.request({ method: 'GET', url: `/api/v1/data/collections/walk/records/${other.recordId}`, token: bravoToken.json().token });
+    expect(rec.json().record).toMatchObject({ version: 1, data: { owner: 'bravo' } });
+    const file = await app.request({ method: 'GET', url: `/api/v1/data/files/${other.fileId}/content`, token: bravoToken.json().token });
+    expect(file.body).toBe('bravo file');
   });
 });

@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Clock } from '../clock.js';
 import type { Db, DbOrTx, Tx } from '../db/database.js';
+import { GENESIS_HASH, linkHash } from '../hash-chain.js';
 
 /** Who did something: a person, a machine credential, or hokan itself (a scheduled job). */
 export interface Actor {
@@ -36,39 +36,22 @@ export interface AuditEntry {
   hash: string;
 }
 
-export const GENESIS_HASH = '0'.repeat(64);
+export { GENESIS_HASH };
 // Every append in every instance takes this transaction-scoped lock, so the chain stays a line.
 export const AUDIT_CHAIN_LOCK = 7_310_301;
 
-/** Stable JSON: keys sorted, so the same entry always hashes the same on any instance. */
-function canonical(value: unknown): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value ?? null);
-  if (value instanceof Date) return JSON.stringify(value.toISOString());
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  const obj = value as Record<string, unknown>;
-  return `{${Object.keys(obj)
-    .filter((k) => obj[k] !== undefined)
-    .sort()
-    .map((k) => `${JSON.stringify(k)}:${canonical(obj[k])}`)
-    .join(',')}}`;
-}
-
 function entryHash(e: Omit<AuditEntry, 'hash' | 'seq'>): string {
-  return createHash('sha256')
-    .update(
-      canonical({
-        prevHash: e.prevHash,
-        at: e.at.toISOString(),
-        actor: e.actor,
-        action: e.action,
-        subjectType: e.subjectType,
-        subjectId: e.subjectId,
-        customerId: e.customerId,
-        reason: e.reason,
-        details: e.details,
-      }),
-    )
-    .digest('hex');
+  return linkHash({
+    prevHash: e.prevHash,
+    at: e.at.toISOString(),
+    actor: e.actor,
+    action: e.action,
+    subjectType: e.subjectType,
+    subjectId: e.subjectId,
+    customerId: e.customerId,
+    reason: e.reason,
+    details: e.details,
+  });
 }
 
 /**

@@ -142,7 +142,48 @@ export interface JobsTable {
   completed_at: Timestamp | null;
 }
 
+// data
+export interface DataRecordsTable {
+  customer_id: string;
+  collection: string;
+  id: string;
+  version: number;
+  data: Json;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface DataFilesTable {
+  customer_id: string;
+  id: string;
+  name: string;
+  content_type: string;
+  size: ColumnType<string, number | string, number | string>;
+  sha256: string;
+  blob_key: string;
+  created_at: Timestamp;
+}
+
+export interface DataAccessLogTable {
+  seq: Generated<string>;
+  customer_id: string;
+  at: Timestamp;
+  actor_kind: string;
+  actor_id: string | null;
+  actor_label: string;
+  source_ip: string | null;
+  operation: string;
+  target_type: string;
+  collection: string | null;
+  target_id: string | null;
+  prev_hash: string;
+  hash: string;
+}
+
 export interface Database {
+  data_records: DataRecordsTable;
+  data_files: DataFilesTable;
+  data_access_log: DataAccessLogTable;
   users: UsersTable;
   sessions: SessionsTable;
   api_tokens: ApiTokensTable;
