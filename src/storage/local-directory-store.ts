@@ -86,7 +86,8 @@ async function fs<T>(what: string, op: Promise<T>): Promise<T> {
  */
 export class LocalDirectoryStore implements BlobStore {
   readonly description: string;
-  private readonly root: string;
+  /** The directory, exposed so start-up can check which device (medium) it lives on. */
+  readonly root: string;
   private rootReady: Promise<void> | null = null;
   private readonly lock = new KeyedLock();
 

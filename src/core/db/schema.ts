@@ -180,7 +180,66 @@ export interface DataAccessLogTable {
   hash: string;
 }
 
+// backup
+export interface CustomerKeysTable {
+  customer_id: string;
+  wrapped_key: string | null;
+  key_fingerprint: string;
+  master_key_fingerprint: string;
+  created_at: Timestamp;
+  destroyed_at: Timestamp | null;
+}
+
+export type BackupState = 'running' | 'good' | 'failed' | 'expired' | 'purged';
+export type OffsiteState = 'pending' | 'copied' | 'failed' | 'not_configured' | 'removed';
+
+export interface BackupsTable {
+  id: string;
+  customer_id: string;
+  generation: 'daily' | 'weekly' | 'manual';
+  state: BackupState;
+  started_at: Timestamp;
+  finished_at: Timestamp | null;
+  snapshot_records: number | null;
+  snapshot_files: number | null;
+  plain_bytes: ColumnType<string | null, number | null, number | null>;
+  stored_bytes: ColumnType<string | null, number | null, number | null>;
+  parts: Json;
+  key_fingerprint: string;
+  primary_target: string;
+  retain_until: Timestamp;
+  offsite_target: string | null;
+  offsite_state: OffsiteState;
+  offsite_copied_at: Timestamp | null;
+  offsite_error: string | null;
+  error: string | null;
+  instance_id: string;
+}
+
+export interface BackupChecksTable {
+  id: string;
+  backup_id: string;
+  kind: 'verify' | 'drill';
+  target: 'primary' | 'offsite';
+  started_at: Timestamp;
+  finished_at: Timestamp;
+  ok: boolean;
+  detail: Json;
+}
+
+export interface DeletionCertificatesTable {
+  id: string;
+  customer_id: string;
+  issued_at: Timestamp;
+  body: Json;
+  sha256: string;
+}
+
 export interface Database {
+  customer_keys: CustomerKeysTable;
+  backups: BackupsTable;
+  backup_checks: BackupChecksTable;
+  deletion_certificates: DeletionCertificatesTable;
   data_records: DataRecordsTable;
   data_files: DataFilesTable;
   data_access_log: DataAccessLogTable;
