@@ -9,6 +9,8 @@ import { JobQueue } from './core/jobs/job-queue.js';
 import type { AppContext } from './http/context.js';
 import { buildServer } from './http/server.js';
 import { registerDataJobs } from './data/jobs.js';
+import { registerBackupJobs } from './backup/jobs.js';
+import { loadBackupSettings } from './backup/settings.js';
 import { parseBlobStoreUrl, type BlobStore } from './storage/index.js';
 
 export interface App {
@@ -23,7 +25,10 @@ export function databaseTargetOf(config: Config): DatabaseTarget {
 }
 
 /** Wires one hokan instance: database (migrated), job queue with every domain's jobs, HTTP server. */
-export async function createApp(config: Config, opts: { clock?: Clock; logger?: Logger; database?: DatabaseHandle; files?: BlobStore } = {}): Promise<App> {
+export async function createApp(
+  config: Config,
+  opts: { clock?: Clock; logger?: Logger; database?: DatabaseHandle; files?: BlobStore; env?: NodeJS.ProcessEnv } = {},
+): Promise<App> {
   const logger = opts.logger ?? pino({ level: config.logLevel, base: { instance: config.instanceId } });
   const database = opts.database ?? (await openDatabase(databaseTargetOf(config)));
   await migrate(database.db);
@@ -33,7 +38,9 @@ export async function createApp(config: Config, opts: { clock?: Clock; logger?: 
   registerAccountJobs(queue);
   registerDataJobs(queue, config);
   const files = opts.files ?? parseBlobStoreUrl(config.filesUrl, config.s3Credentials);
-  const ctx: AppContext = { db: database.db, clock, config, queue, logger, files };
+  const backup = await loadBackupSettings(opts.env ?? process.env, { dataDir: config.dataDir, files, embedded: database.kind === 'pglite', s3Credentials: config.s3Credentials });
+  registerBackupJobs(queue, { live: files, settings: backup, instanceId: config.instanceId, providerName: config.providerName, logger });
+  const ctx: AppContext = { db: database.db, clock, config, queue, logger, files, backup };
   const server = await buildServer(ctx);
   let closed = false;
   return {

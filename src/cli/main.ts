@@ -10,6 +10,7 @@ import { ConfigError, loadConfig, type Config } from '../core/config.js';
 import { migrate, openDatabase } from '../core/db/database.js';
 import { HokanError } from '../core/errors.js';
 import { seedDemo } from '../seed/demo.js';
+import { registerBackupCommands } from './backup-commands.js';
 
 function config(): Config {
   return loadConfig();
@@ -46,6 +47,14 @@ async function serve(): Promise<void> {
       process.stdout.write(`\nhokan: demo sign-in IDs and passwords are in ${credentialsFile}\n`);
     }
   }
+  const b = app.ctx.backup;
+  if (b.primary) {
+    process.stdout.write(`\nhokan: daily backups at ${String(b.dailyAtJstHour).padStart(2, '0')}:00 JST to ${b.primary.description}; remote copies ${b.offsite ? `every ${b.offsiteCycleDays} days to ${b.offsite.description}` : 'NOT configured (HOKAN_OFFSITE_URL; R10.3)'}\n`);
+  } else {
+    process.stdout.write('\nhokan: WARNING backups are not configured (HOKAN_BACKUP_URL): daily backups on a separate medium (R10.1, R10.2) do not run.\n' +
+      '       Try them with: HOKAN_BACKUP_URL=/path/on/another/disk npm start  (or HOKAN_BACKUP_SAME_DEVICE_OK=true for development)\n');
+  }
+  process.stdout.write(`hokan: master key from ${b.masterKeySource}\n`);
   if (cfg.jobsEnabled) app.ctx.queue.start(cfg.jobPollMs);
   const address = await app.server.listen({ port: cfg.port, host: cfg.host });
   process.stdout.write(
@@ -131,6 +140,7 @@ export function buildCli(): Command {
       });
     });
 
+  registerBackupCommands(program);
   return program;
 }
 

@@ -29,6 +29,7 @@ const envSchema = z.object({
   HOKAN_S3_ACCESS_KEY_ID: z.string().min(1).optional(),
   HOKAN_S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
   HOKAN_ACCESS_LOG_RETENTION_DAYS: z.coerce.number().int().min(1).max(36_500).default(5 * 365),
+  HOKAN_PROVIDER_NAME: z.string().trim().min(1).max(200).default('データセンターサービス提供事業者'),
 });
 
 export interface Config {
@@ -48,6 +49,8 @@ export interface Config {
   maxFileBytes: number;
   s3Credentials: { accessKeyId?: string; secretAccessKey?: string };
   accessLogRetentionDays: number;
+  /** The provider's name as it appears on certificates and notices. */
+  providerName: string;
 }
 
 export class ConfigError extends Error {
@@ -84,6 +87,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ...(e.HOKAN_S3_SECRET_ACCESS_KEY ? { secretAccessKey: e.HOKAN_S3_SECRET_ACCESS_KEY } : {}),
     },
     accessLogRetentionDays: e.HOKAN_ACCESS_LOG_RETENTION_DAYS,
+    providerName: e.HOKAN_PROVIDER_NAME,
   };
 }
 
@@ -104,4 +108,5 @@ export const configReference: Array<[name: string, def: string, meaning: string]
   ['HOKAN_MAX_FILE_BYTES', '104857600', 'largest file the data API accepts'],
   ['HOKAN_S3_ACCESS_KEY_ID / HOKAN_S3_SECRET_ACCESS_KEY', '(unset)', 'credentials for s3:// stores'],
   ['HOKAN_ACCESS_LOG_RETENTION_DAYS', '1825', 'how long the data access log is kept (5 years)'],
+  ['HOKAN_PROVIDER_NAME', 'データセンターサービス提供事業者', "the provider's name on certificates and notices"],
 ];

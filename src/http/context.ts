@@ -4,6 +4,7 @@ import type { Clock } from '../core/clock.js';
 import type { Db } from '../core/db/database.js';
 import type { JobQueue } from '../core/jobs/job-queue.js';
 import type { BlobStore } from '../storage/index.js';
+import type { BackupSettings } from '../backup/settings.js';
 
 /** What every route and job is given; built once in main and in tests. */
 export interface AppContext {
@@ -14,4 +15,5 @@ export interface AppContext {
   logger: Logger;
   /** Where the Software's files live (R3.1). */
   files: BlobStore;
+  backup: BackupSettings;
 }

@@ -7,6 +7,8 @@ import { registerAccountRoutes } from '../accounts/routes.js';
 import { resolveSession } from '../accounts/sessions.js';
 import { registerContractRoutes } from '../contracts/routes.js';
 import { registerDataRoutes } from '../data/routes.js';
+import { registerExportRoutes } from '../data/export-routes.js';
+import { registerBackupRoutes } from '../backup/routes.js';
 import { errors, HokanError, type ErrorCode } from '../core/errors.js';
 import { bi } from '../core/i18n.js';
 import { registerAuditRoutes } from './audit-routes.js';
@@ -130,6 +132,8 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
     registerContractRoutes(api, ctx);
     registerAuditRoutes(api, ctx);
     registerDataRoutes(api, ctx, ctx.files);
+    registerExportRoutes(api, ctx);
+    registerBackupRoutes(api, ctx);
     api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   }, { prefix: '/api/v1' });
 

@@ -27,7 +27,7 @@ export async function startTestApp(kind: DatabaseKind, start = '2026-11-24T01:00
   const database = await openTestDatabase(kind);
   const filesDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hokan-files-'));
   const config = loadConfig({ HOKAN_LOG_LEVEL: 'silent', HOKAN_DATA_DIR: '.tmp/unused', HOKAN_INSTANCE_ID: 'test', HOKAN_FILES_URL: filesDir, ...env });
-  const app = await createApp(config, { clock, database, logger: pino({ level: 'silent' }) });
+  const app = await createApp(config, { clock, database, logger: pino({ level: 'silent' }), env: { HOKAN_MASTER_KEY: 'cd'.repeat(32), ...env } });
   const close = app.close;
   app.close = async () => {
     await close();

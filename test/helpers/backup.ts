@@ -22,16 +22,16 @@ export async function backupDepsFor(app: TestApp, env: Record<string, string> = 
     settings,
     instanceId: 'test',
     dirs,
-    cleanup: () => {
-      for (const d of dirs) {
-        // Backup objects are read-only (immutability); make them writable again to remove the temp dirs.
-        fs.chmodSync(d, 0o755);
-        for (const f of fs.readdirSync(d, { recursive: true, withFileTypes: true })) {
-          const p = path.join(f.parentPath, f.name);
-          fs.chmodSync(p, f.isDirectory() ? 0o755 : 0o644);
-        }
-        fs.rmSync(d, { recursive: true, force: true });
-      }
-    },
+    cleanup: () => dirs.forEach(removeTree),
   };
+}
+
+/** Backup objects are read-only (immutability); make them writable again to remove a temp dir. */
+export function removeTree(d: string): void {
+  if (!fs.existsSync(d)) return;
+  fs.chmodSync(d, 0o755);
+  for (const f of fs.readdirSync(d, { recursive: true, withFileTypes: true })) {
+    fs.chmodSync(path.join(f.parentPath, f.name), f.isDirectory() ? 0o755 : 0o644);
+  }
+  fs.rmSync(d, { recursive: true, force: true });
 }

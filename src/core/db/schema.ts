@@ -106,6 +106,7 @@ export interface DataDeletionDueTable {
   created_at: Timestamp;
   consumed_at: Timestamp | null;
   consumed_by: string | null;
+  purge_progress: ColumnType<unknown, string | null, string | null>;
 }
 
 // core: audit
@@ -191,7 +192,7 @@ export interface CustomerKeysTable {
 }
 
 export type BackupState = 'running' | 'good' | 'failed' | 'expired' | 'purged';
-export type OffsiteState = 'pending' | 'copied' | 'failed' | 'not_configured' | 'removed';
+export type OffsiteState = 'pending' | 'copied' | 'failed' | 'skipped' | 'not_configured' | 'removed';
 
 export interface BackupsTable {
   id: string;

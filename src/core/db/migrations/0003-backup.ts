@@ -32,7 +32,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       primary_target text not null,
       retain_until timestamptz not null,
       offsite_target text,
-      offsite_state text not null check (offsite_state in ('pending', 'copied', 'failed', 'not_configured', 'removed')),
+      offsite_state text not null check (offsite_state in ('pending', 'copied', 'failed', 'skipped', 'not_configured', 'removed')),
       offsite_copied_at timestamptz,
       offsite_error text,
       error text,
@@ -52,6 +52,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       detail jsonb not null
     );
     create index backup_checks_backup_idx on backup_checks (backup_id, started_at desc);
+
+    -- Progress of a purge, so a purge interrupted half-way resumes and still certifies everything.
+    alter table data_deletion_due add column purge_progress jsonb;
 
     create table deletion_certificates (
       id uuid primary key,
