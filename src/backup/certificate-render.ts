@@ -27,10 +27,23 @@ interface Column {
   mono?: boolean;
 }
 
+interface Table {
+  kind: 'table';
+  /** Shown above the table unless it would repeat the section heading; always on continuation pages. */
+  caption: Bilingual;
+  showCaption?: boolean;
+  columns: Column[];
+  rows: Text[][];
+  empty: Bilingual;
+  /** Small type and tight rows, for object lists that run to thousands of rows. */
+  compact?: boolean;
+}
+
 type Block =
   | { kind: 'fields'; fields: Field[] }
-  | { kind: 'subheading'; text: Bilingual }
-  | { kind: 'table'; caption: Bilingual; columns: Column[]; rows: Text[][]; empty: Bilingual; compact?: boolean }
+  /** Kept on one page when it fits, so a backup's id is not separated from its targets. */
+  | { kind: 'group'; heading: Bilingual; blocks: Block[] }
+  | Table
   | { kind: 'statement'; text: Bilingual };
 
 interface Section {
@@ -129,6 +142,7 @@ function buildModel(cert: DeletionCertificate, sha256: string): CertificateModel
       {
         kind: 'table',
         caption: bi('終了した契約', 'Ended contracts'),
+        showCaption: false,
         columns: [
           { label: bi('契約番号', 'Contract no.'), share: 0.22, mono: true },
           { label: bi('終了日時', 'Ended at'), share: 0.26 },
@@ -181,39 +195,43 @@ function buildModel(cert: DeletionCertificate, sha256: string): CertificateModel
     ],
   });
 
-  const backupBlocks: Block[] = [];
-  if (cert.backups.length === 0) {
+  const backupBlocks: Block[] = cert.backups.map((b, i) => ({
+    kind: 'group',
+    heading: bi(`バックアップ ${i + 1}`, `Backup ${i + 1}`),
+    blocks: [
+      {
+        kind: 'fields',
+        fields: [
+          { label: bi('バックアップID', 'Backup ID'), value: b.backupId, mono: true },
+          { label: bi('作成日時', 'Created at'), value: when(b.createdAt) },
+          { label: bi('世代', 'Generation'), value: GENERATION_LABELS[b.generation] ?? b.generation },
+        ],
+      },
+      {
+        kind: 'table',
+        caption: bi(`バックアップ ${i + 1} の保存先`, `Backup ${i + 1} targets`),
+        columns: [
+          { label: bi('保存先', 'Target'), share: 0.12 },
+          { label: bi('場所', 'Location'), share: 0.25, mono: true },
+          { label: bi('オブジェクト数', 'Objects'), share: 0.13, align: 'right' },
+          { label: bi('合計サイズ', 'Total size'), share: 0.16, align: 'right' },
+          { label: bi('状態', 'State'), share: 0.34 },
+        ],
+        rows: b.targets.map((t) => [
+          TARGET_LABELS[t.target] ?? t.target,
+          // A store's description never holds a secret (BlobStore contract), so it is shown as is.
+          t.location,
+          NUMBER.format(t.objects.length),
+          bytes(t.objects.reduce((n, o) => n + o.size, 0)),
+          targetState(t),
+        ]),
+        empty: bi('保存先にオブジェクトはありませんでした', 'no objects on any target'),
+      },
+    ],
+  }));
+  if (backupBlocks.length === 0) {
     backupBlocks.push({ kind: 'fields', fields: [{ label: bi('バックアップ', 'Backups'), value: bi('ありませんでした', 'none') }] });
   }
-  cert.backups.forEach((b, i) => {
-    backupBlocks.push({ kind: 'subheading', text: bi(`バックアップ ${i + 1}`, `Backup ${i + 1}`) });
-    backupBlocks.push({
-      kind: 'fields',
-      fields: [
-        { label: bi('バックアップID', 'Backup ID'), value: b.backupId, mono: true },
-        { label: bi('作成日時', 'Created at'), value: when(b.createdAt) },
-        { label: bi('世代', 'Generation'), value: GENERATION_LABELS[b.generation] ?? b.generation },
-      ],
-    });
-    backupBlocks.push({
-      kind: 'table',
-      caption: bi(`バックアップ ${i + 1} の保存先`, `Backup ${i + 1} targets`),
-      columns: [
-        { label: bi('保存先', 'Target'), share: 0.3 },
-        { label: bi('オブジェクト数', 'Objects'), share: 0.12, align: 'right' },
-        { label: bi('合計サイズ', 'Total size'), share: 0.2, align: 'right' },
-        { label: bi('状態', 'State'), share: 0.38 },
-      ],
-      rows: b.targets.map((t) => [
-        // The location is the store's own description (no secrets by construction), so it is shown as is.
-        bi(`${(TARGET_LABELS[t.target] ?? bi(t.target, t.target)).ja}: ${t.location}`, (TARGET_LABELS[t.target] ?? bi(t.target, t.target)).en),
-        NUMBER.format(t.objects.length),
-        bytes(t.objects.reduce((n, o) => n + o.size, 0)),
-        targetState(t),
-      ]),
-      empty: bi('保存先にオブジェクトはありませんでした', 'no objects on any target'),
-    });
-  });
   sections.push({ heading: bi('削除したバックアップ', 'Backups deleted'), blocks: backupBlocks });
 
   sections.push({
@@ -251,6 +269,7 @@ function esc(s: string): string {
 
 function htmlText(t: Text): string {
   if (typeof t === 'string') return esc(t);
+  if (t.ja === t.en) return esc(t.ja);
   return `<span class="ja">${esc(t.ja)}</span><span class="en" lang="en">${esc(t.en)}</span>`;
 }
 
@@ -264,8 +283,8 @@ function htmlBlock(b: Block): string {
       return `<dl class="fields">${b.fields
         .map((f) => `<div><dt>${htmlText(f.label)}</dt><dd${f.mono ? ' class="mono"' : ''}>${htmlText(f.value)}</dd></div>`)
         .join('')}</dl>`;
-    case 'subheading':
-      return htmlHeading('h3', b.text);
+    case 'group':
+      return `<section class="group">${htmlHeading('h3', b.heading)}${b.blocks.map(htmlBlock).join('\n')}</section>`;
     case 'statement':
       return `<div class="statement"><p class="ja">${esc(b.text.ja)}</p><p class="en" lang="en">${esc(b.text.en)}</p></div>`;
     case 'table': {
@@ -277,7 +296,7 @@ function htmlBlock(b: Block): string {
         b.rows.length === 0
           ? `<tr><td class="empty" colspan="${b.columns.length}">${htmlText(b.empty)}</td></tr>`
           : b.rows.map((r) => `<tr>${r.map((cell, i) => `<td${b.columns[i] ? attr(b.columns[i]) : ''}>${htmlText(cell)}</td>`).join('')}</tr>`).join('\n');
-      return `<table class="data${b.compact ? ' compact' : ''}"><caption>${htmlText(b.caption)}</caption><colgroup>${cols}</colgroup><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table>`;
+      return `<table class="data${b.compact ? ' compact' : ''}"><caption${b.showCaption === false ? ' class="sr-only"' : ''}>${htmlText(b.caption)}</caption><colgroup>${cols}</colgroup><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table>`;
     }
   }
 }
@@ -317,6 +336,8 @@ table.compact th, table.compact td { padding: .1em .35em; }
 table.compact .mono { font-size: 1em; }
 thead { display: table-header-group; }
 tr, dl.fields dt, dl.fields dd { break-inside: avoid; page-break-inside: avoid; }
+.sr-only { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
+section.group { break-inside: avoid; page-break-inside: avoid; }
 .statement { margin-top: .6em; padding: .8em 1em; border: 1.5px solid #1f3a5f; border-radius: 3px; break-inside: avoid; page-break-inside: avoid; }
 .statement p { margin: 0; }
 .statement p.en { margin-top: .5em; font-size: .92em; }
