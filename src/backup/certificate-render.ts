@@ -71,7 +71,8 @@ const IEC_UNITS = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB'] as const;
 
 /** The exact byte count is what the certificate asserts; the rounded unit is only a reading aid. */
 function bytes(n: number): string {
-  const exact = `${NUMBER.format(n)} B`;
+  // No-break spaces keep "240,000 B" and "(234.4 KiB)" whole when a narrow cell wraps.
+  const exact = `${NUMBER.format(n)}\u00a0B`;
   if (!(n >= 1024)) return exact;
   let v = n / 1024;
   let i = 0;
@@ -79,7 +80,7 @@ function bytes(n: number): string {
     v /= 1024;
     i++;
   }
-  return `${exact} (${v.toFixed(v < 10 ? 2 : 1)} ${IEC_UNITS[i]})`;
+  return `${exact} (${v.toFixed(v < 10 ? 2 : 1)}\u00a0${IEC_UNITS[i]})`;
 }
 
 const TARGET_LABELS: Record<string, Bilingual> = {
@@ -211,11 +212,11 @@ function buildModel(cert: DeletionCertificate, sha256: string): CertificateModel
         kind: 'table',
         caption: bi(`バックアップ ${i + 1} の保存先`, `Backup ${i + 1} targets`),
         columns: [
-          { label: bi('保存先', 'Target'), share: 0.12 },
-          { label: bi('場所', 'Location'), share: 0.25, mono: true },
+          { label: bi('保存先', 'Target'), share: 0.11 },
+          { label: bi('場所', 'Location'), share: 0.22, mono: true },
           { label: bi('オブジェクト数', 'Objects'), share: 0.13, align: 'right' },
-          { label: bi('合計サイズ', 'Total size'), share: 0.16, align: 'right' },
-          { label: bi('状態', 'State'), share: 0.34 },
+          { label: bi('合計サイズ', 'Total size'), share: 0.15, align: 'right' },
+          { label: bi('状態', 'State'), share: 0.39 },
         ],
         rows: b.targets.map((t) => [
           TARGET_LABELS[t.target] ?? t.target,
@@ -318,22 +319,28 @@ h2 .en, h3 .en { font-size: .8em; font-weight: normal; margin-left: .5em; }
 .en { color: #58606a; }
 td .en, dd .en, dt .en, th .en, caption .en { display: block; font-size: .86em; line-height: 1.35; }
 .mono, .mono .en { font-family: ui-monospace, "SFMono-Regular", "Menlo", "Consolas", "Noto Sans Mono", monospace; }
-.mono { font-size: .85em; overflow-wrap: anywhere; word-break: break-all; }
+/* Break at spaces and slashes first; mid-run only for hashes that have no other break. */
+.mono { font-size: .85em; overflow-wrap: anywhere; }
 dl.fields { margin: 0; display: grid; grid-template-columns: minmax(9em, 14em) 1fr; border-top: 1px solid #d5dae0; }
 dl.fields > div { display: contents; }
 dl.fields dt, dl.fields dd { margin: 0; padding: .3em .5em; border-bottom: 1px solid #d5dae0; break-inside: avoid; }
 dl.fields dt { background: #f3f5f8; font-weight: bold; font-size: .92em; }
-table.data { width: 100%; table-layout: fixed; border-collapse: collapse; margin: .6em 0 .2em; }
+table.data { width: 100%; table-layout: fixed; border-collapse: collapse; margin: .6em 0 .2em; font-size: .9em; }
+/* Short tables move to the next page whole rather than leave their caption behind. */
+table.data:not(.compact) { break-inside: avoid; page-break-inside: avoid; }
 table.data caption { caption-side: top; text-align: left; font-weight: bold; font-size: .92em; padding: .2em 0; }
 table.data caption .en { display: inline; margin-left: .5em; font-weight: normal; }
 table.data th, table.data td { border: 1px solid #d5dae0; padding: .25em .45em; vertical-align: top; text-align: left; overflow-wrap: anywhere; }
+/* One size per row, so top-aligned cells stay level. */
+table.data td.mono { font-size: 1em; }
 table.data th { background: #e8edf3; font-size: .88em; }
 table.data .num { text-align: right; font-variant-numeric: tabular-nums; }
 table.data td.empty { color: #58606a; text-align: center; }
 table.data tbody tr:nth-child(even) td { background: #f8f9fb; }
 table.compact { font-size: 7.5pt; line-height: 1.35; }
 table.compact th, table.compact td { padding: .1em .35em; }
-table.compact .mono { font-size: 1em; }
+/* Sized so a 64-digit hash and a UUID each keep to one line on A4 in common monospace fonts. */
+table.compact td, table.compact td.mono { font-size: .88em; }
 thead { display: table-header-group; }
 tr, dl.fields dt, dl.fields dd { break-inside: avoid; page-break-inside: avoid; }
 .sr-only { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
@@ -413,8 +420,8 @@ const ZEBRA_FILL = '#f8f9fb';
 const MARGIN = { top: 50, bottom: 56, left: 48, right: 48 };
 /** English sits under the Japanese at this fraction of its size. */
 const EN_SCALE = 0.86;
-const CELL_PAD_X = 4;
-const CELL_PAD_Y = 2.5;
+const PAD_X = 4;
+const FIELD_LABEL_WIDTH = 150;
 
 interface Style {
   size: number;
@@ -422,38 +429,42 @@ interface Style {
 }
 
 type Doc = PDFKit.PDFDocument;
+type Align = 'left' | 'right' | 'center';
 
+/**
+ * A small flow layout over PDFKit: every block is measured before it is drawn, and a new page
+ * is started by us, never by PDFKit's own overflow handling, so nothing is drawn past the
+ * bottom margin and table headers can be repeated.
+ */
 class PdfLayout {
-  y: number;
+  y = MARGIN.top;
 
   constructor(
-    readonly doc: Doc,
+    private readonly doc: Doc,
     private readonly footer: string,
-  ) {
-    this.y = MARGIN.top;
-  }
+  ) {}
 
-  get left(): number {
+  private get left(): number {
     return MARGIN.left;
   }
 
-  get width(): number {
+  private get width(): number {
     return this.doc.page.width - MARGIN.left - MARGIN.right;
   }
 
-  get bottom(): number {
+  private get bottom(): number {
     return this.doc.page.height - MARGIN.bottom;
   }
 
-  newPage(): void {
-    this.doc.addPage();
-    this.y = MARGIN.top;
+  private get pageContentHeight(): number {
+    return this.bottom - MARGIN.top;
   }
 
   /** Starts a new page unless `h` more points fit; true when it did. */
-  ensure(h: number): boolean {
+  private ensure(h: number): boolean {
     if (this.y + h <= this.bottom) return false;
-    this.newPage();
+    this.doc.addPage();
+    this.y = MARGIN.top;
     return true;
   }
 
@@ -461,165 +472,231 @@ class PdfLayout {
     this.doc.font(style.bold ? F_BOLD : F_REGULAR).fontSize(style.size);
   }
 
-  /** Height of one line of a single string, measured the way `draw` will lay it out. */
   private heightOf(s: string, width: number, style: Style): number {
     this.use(style);
-    // Most cells are one short line; measuring width first skips the line wrapper for them.
+    // Most cells are one short line; measuring the width first skips the line wrapper for them.
     if (this.doc.widthOfString(s) <= width) return this.doc.currentLineHeight(true);
     return this.doc.heightOfString(s, { width });
   }
 
-  measure(t: Text, width: number, style: Style): number {
-    if (typeof t === 'string') return this.heightOf(t, width, style);
-    return this.heightOf(t.ja, width, style) + this.heightOf(t.en, width, { ...style, size: style.size * EN_SCALE });
+  private widthOf(s: string, style: Style): number {
+    this.use(style);
+    return this.doc.widthOfString(s);
   }
 
-  /** Draws at (x, y) without moving the layout cursor; returns the height used. */
-  draw(t: Text, x: number, y: number, width: number, style: Style, align: 'left' | 'right' | 'center' = 'left', color = INK): number {
-    const one = (s: string, yy: number, st: Style, c: string) => {
+  private measure(t: Text, width: number, style: Style): number {
+    if (typeof t === 'string') return this.heightOf(t, width, style);
+    if (t.ja === t.en) return this.heightOf(t.ja, width, style);
+    return this.heightOf(t.ja, width, style) + this.heightOf(t.en, width, { ...style, size: style.size * EN_SCALE, bold: false });
+  }
+
+  /** Draws at (x, y) without moving the flow; returns the height used, as `measure` predicts. */
+  private draw(t: Text, x: number, y: number, width: number, style: Style, align: Align = 'left', color = INK): number {
+    const line = (s: string, at: number, st: Style, c: string) => {
       const h = this.heightOf(s, width, st);
       this.use(st);
-      this.doc.fillColor(c).text(s, x, yy, { width, align, lineBreak: true });
+      this.doc.fillColor(c).text(s, x, at, { width, align });
       return h;
     };
-    if (typeof t === 'string') return one(t, y, style, color);
-    const h = one(t.ja, y, style, color);
-    return h + one(t.en, y + h, { ...style, size: style.size * EN_SCALE }, MUTED);
+    if (typeof t === 'string' || t.ja === t.en) return line(typeof t === 'string' ? t : t.ja, y, style, color);
+    const h = line(t.ja, y, style, color);
+    return h + line(t.en, y + h, { ...style, size: style.size * EN_SCALE, bold: false }, MUTED);
+  }
+
+  /** Japanese, then the English smaller on the same line: the form of every heading. */
+  private inlinePair(t: Bilingual, ja: Style, enSize: number, color: string): number {
+    const jaW = this.widthOf(t.ja, ja);
+    const h = this.draw(t.ja, this.left, this.y, this.width, ja, 'left', color);
+    if (t.en !== t.ja) this.draw(t.en, this.left + jaW + 7, this.y + (ja.size - enSize) * 0.75, this.width - jaW - 7, { size: enSize }, 'left', MUTED);
+    return h;
+  }
+
+  private rule(y: number, width: number, color = RULE): void {
+    this.doc.moveTo(this.left, y).lineTo(this.left + this.width, y).lineWidth(width).strokeColor(color).stroke();
   }
 
   title(t: Bilingual): void {
-    const h = this.draw(t.ja, this.left, this.y, this.width, { size: 20, bold: true }, 'center', ACCENT);
-    const h2 = this.draw(t.en, this.left, this.y + h, this.width, { size: 11 }, 'center', MUTED);
-    this.y += h + h2 + 6;
-    this.doc.moveTo(this.left, this.y).lineTo(this.left + this.width, this.y).lineWidth(0.8).strokeColor(ACCENT).stroke();
-    this.doc.moveTo(this.left, this.y + 2.2).lineTo(this.left + this.width, this.y + 2.2).lineWidth(0.8).strokeColor(ACCENT).stroke();
+    this.y += this.draw(t.ja, this.left, this.y, this.width, { size: 20, bold: true }, 'center', ACCENT);
+    this.y += this.draw(t.en, this.left, this.y, this.width, { size: 11 }, 'center', MUTED) + 6;
+    this.rule(this.y, 0.8, ACCENT);
+    this.rule(this.y + 2.2, 0.8, ACCENT);
     this.y += 10;
   }
 
   heading(t: Bilingual): void {
     const style: Style = { size: 12, bold: true };
     const h = this.heightOf(t.ja, this.width, style);
-    // Keep a heading with at least a few lines of what it introduces.
-    this.ensure(14 + h + 48);
+    // Never leave a heading alone at the foot of a page.
+    this.ensure(14 + h + 60);
     this.y += 14;
-    this.use(style);
-    const jaWidth = this.doc.widthOfString(t.ja);
-    this.draw(t.ja, this.left, this.y, this.width, style, 'left', ACCENT);
-    this.draw(t.en, this.left + jaWidth + 8, this.y + 2.5, this.width - jaWidth - 8, { size: 9.5 }, 'left', MUTED);
-    this.y += h + 1;
-    this.doc.moveTo(this.left, this.y).lineTo(this.left + this.width, this.y).lineWidth(1.1).strokeColor(ACCENT).stroke();
+    this.y += this.inlinePair(t, style, 9.5, ACCENT) + 1;
+    this.rule(this.y, 1.1, ACCENT);
     this.y += 5;
   }
 
-  subheading(t: Bilingual): void {
-    const style: Style = { size: 10, bold: true };
-    const h = this.heightOf(t.ja, this.width, style);
-    this.ensure(8 + h + 40);
-    this.y += 8;
-    this.use(style);
-    const jaWidth = this.doc.widthOfString(t.ja);
-    this.draw(t.ja, this.left, this.y, this.width, style);
-    this.draw(t.en, this.left + jaWidth + 6, this.y + 1.5, this.width - jaWidth - 6, { size: 8.5 }, 'left', MUTED);
-    this.y += h + 3;
+  // ── blocks: each measured with the same arithmetic that draws it ──
+
+  private fieldHeight(f: Field): number {
+    const valueStyle = this.fieldValueStyle(f);
+    const label = this.measure(f.label, FIELD_LABEL_WIDTH - 2 * PAD_X, { size: 8.5, bold: true });
+    const value = this.measure(f.value, this.width - FIELD_LABEL_WIDTH - 2 * PAD_X, valueStyle);
+    return Math.max(label, value) + 2 * 2.5 + 1;
   }
 
-  fields(fields: Field[]): void {
-    const labelW = 150;
-    const valueW = this.width - labelW;
-    const labelStyle: Style = { size: 8.5, bold: true };
+  private fieldValueStyle(f: Field): Style {
+    // Identifiers and hashes are long unbroken runs; a smaller size keeps them on one line.
+    return { size: f.mono ? 8.5 : 9.5 };
+  }
+
+  private fieldsHeight(fields: Field[]): number {
+    return fields.reduce((n, f) => n + this.fieldHeight(f), 0) + 4;
+  }
+
+  private fields(fields: Field[]): void {
     for (const f of fields) {
-      // Identifiers and hashes are long unbroken runs; a smaller size keeps most on one line.
-      const valueStyle: Style = { size: f.mono ? 8.5 : 9.5 };
-      const h =
-        Math.max(this.measure(f.label, labelW - 2 * CELL_PAD_X, labelStyle), this.measure(f.value, valueW - 2 * CELL_PAD_X, valueStyle)) + 2 * CELL_PAD_Y + 1;
+      const h = this.fieldHeight(f);
       this.ensure(h);
-      this.doc.rect(this.left, this.y, labelW, h).fill(LABEL_FILL);
-      this.draw(f.label, this.left + CELL_PAD_X, this.y + CELL_PAD_Y, labelW - 2 * CELL_PAD_X, labelStyle);
-      this.draw(f.value, this.left + labelW + CELL_PAD_X, this.y + CELL_PAD_Y, valueW - 2 * CELL_PAD_X, valueStyle);
+      this.doc.rect(this.left, this.y, FIELD_LABEL_WIDTH, h).fill(LABEL_FILL);
+      this.draw(f.label, this.left + PAD_X, this.y + 2.5, FIELD_LABEL_WIDTH - 2 * PAD_X, { size: 8.5, bold: true });
+      this.draw(f.value, this.left + FIELD_LABEL_WIDTH + PAD_X, this.y + 2.5, this.width - FIELD_LABEL_WIDTH - 2 * PAD_X, this.fieldValueStyle(f));
       this.y += h;
-      this.doc.moveTo(this.left, this.y).lineTo(this.left + this.width, this.y).lineWidth(0.5).strokeColor(RULE).stroke();
+      this.rule(this.y, 0.5);
     }
     this.y += 4;
   }
 
-  table(b: Extract<Block, { kind: 'table' }>): void {
+  private tableMetrics(b: Table) {
     const size = b.compact ? 6.8 : 8.5;
-    const headStyle: Style = { size: b.compact ? 7 : 8, bold: true };
+    const padY = b.compact ? 1.2 : 2.5;
+    const head: Style = { size: b.compact ? 7 : 8, bold: true };
     const widths = b.columns.map((c) => c.share * this.width);
     const xs = widths.map((_, i) => this.left + widths.slice(0, i).reduce((a, w) => a + w, 0));
-    const inner = (i: number) => (widths[i] ?? 0) - 2 * CELL_PAD_X;
-    const headH = Math.max(...b.columns.map((c, i) => this.measure(c.label, inner(i), headStyle))) + 2 * CELL_PAD_Y;
-    const captionStyle: Style = { size: 8.5, bold: true };
+    const inner = widths.map((w) => w - 2 * PAD_X);
+    const headH = Math.max(...b.columns.map((c, i) => this.measure(c.label, inner[i] ?? 0, head))) + 2 * 2.5;
+    const rowH = (row: Text[]) => Math.max(...row.map((cell, i) => this.measure(cell, inner[i] ?? 0, { size }))) + 2 * padY;
+    const emptyH = this.measure(b.empty, this.width, { size }) + 2 * padY;
+    return { size, padY, head, xs, inner, headH, rowH, emptyH };
+  }
 
+  private captionHeight(): number {
+    return this.heightOf('表', this.width, { size: 8.5, bold: true }) + 1;
+  }
+
+  private tableHeight(b: Table, m = this.tableMetrics(b), rowHeights = b.rows.map(m.rowH)): number {
+    const body = b.rows.length === 0 ? m.emptyH : rowHeights.reduce((n, h) => n + h, 0);
+    return 6 + (b.showCaption === false ? 0 : this.captionHeight()) + m.headH + body + 4;
+  }
+
+  private table(b: Table): void {
+    const m = this.tableMetrics(b);
+    const heights = b.rows.map(m.rowH);
+    const showCaption = b.showCaption !== false;
     const caption = (continued: boolean) => {
-      const t: Bilingual = continued ? bi(`${b.caption.ja}（続き）`, `${b.caption.en} (continued)`) : b.caption;
-      this.use(captionStyle);
-      const jaW = this.doc.widthOfString(t.ja);
-      const h = this.heightOf(t.ja, this.width, captionStyle);
-      this.draw(t.ja, this.left, this.y, this.width, captionStyle);
-      this.draw(t.en, this.left + jaW + 6, this.y + 1, this.width - jaW - 6, { size: 7.5 }, 'left', MUTED);
-      this.y += h + 1;
+      const t = continued ? bi(`${b.caption.ja}（続き）`, `${b.caption.en} (continued)`) : b.caption;
+      this.inlinePair(t, { size: 8.5, bold: true }, 7.5, INK);
+      this.y += this.captionHeight();
     };
     const header = () => {
-      this.doc.rect(this.left, this.y, this.width, headH).fill(HEAD_FILL);
-      b.columns.forEach((c, i) => this.draw(c.label, (xs[i] ?? 0) + CELL_PAD_X, this.y + CELL_PAD_Y, inner(i), headStyle, c.align ?? 'left'));
-      this.y += headH;
-      this.hline(0.6);
+      this.doc.rect(this.left, this.y, this.width, m.headH).fill(HEAD_FILL);
+      b.columns.forEach((c, i) => this.draw(c.label, (m.xs[i] ?? 0) + PAD_X, this.y + 2.5, m.inner[i] ?? 0, m.head, c.align ?? 'left'));
+      this.y += m.headH;
+      this.rule(this.y, 0.6);
     };
 
-    this.ensure(8 + 14 + headH + 24);
+    // A short table is not worth splitting; a long one starts with at least a few rows under its header.
+    const whole = this.tableHeight(b, m, heights);
+    const start = 6 + (showCaption ? this.captionHeight() : 0) + m.headH;
+    const firstRows = b.rows.length === 0 ? m.emptyH : heights.slice(0, 3).reduce((n, h) => n + h, 0);
+    this.ensure(whole <= this.pageContentHeight / 3 ? whole : start + firstRows);
     this.y += 6;
-    caption(false);
+    if (showCaption) caption(false);
     header();
     if (b.rows.length === 0) {
-      const h = this.measure(b.empty, this.width, { size }) + 2 * CELL_PAD_Y;
-      this.draw(b.empty, this.left, this.y + CELL_PAD_Y, this.width, { size }, 'center', MUTED);
-      this.y += h;
-      this.hline(0.5);
+      this.draw(b.empty, this.left, this.y + m.padY, this.width, { size: m.size }, 'center', MUTED);
+      this.y += m.emptyH;
+      this.rule(this.y, 0.4);
     }
     b.rows.forEach((row, r) => {
-      const h = Math.max(...row.map((cell, i) => this.measure(cell, inner(i), { size }))) + 2 * CELL_PAD_Y;
+      const h = heights[r] ?? 0;
       if (this.ensure(h)) {
         caption(true);
         header();
       }
       if (r % 2 === 1) this.doc.rect(this.left, this.y, this.width, h).fill(ZEBRA_FILL);
-      row.forEach((cell, i) => {
-        const c = b.columns[i];
-        this.draw(cell, (xs[i] ?? 0) + CELL_PAD_X, this.y + CELL_PAD_Y, inner(i), { size }, c?.align ?? 'left');
-      });
+      row.forEach((cell, i) => this.draw(cell, (m.xs[i] ?? 0) + PAD_X, this.y + m.padY, m.inner[i] ?? 0, { size: m.size }, b.columns[i]?.align ?? 'left'));
       this.y += h;
-      this.hline(0.3);
+      this.rule(this.y, 0.3);
     });
     this.y += 4;
   }
 
-  statement(t: Bilingual): void {
+  private subheadingHeight(t: Bilingual): number {
+    return 8 + this.heightOf(t.ja, this.width, { size: 10, bold: true }) + 3;
+  }
+
+  private group(g: Extract<Block, { kind: 'group' }>): void {
+    const total = this.subheadingHeight(g.heading) + g.blocks.reduce((n, b) => n + this.blockHeight(b), 0);
+    // A group taller than a page starts on a fresh page and then flows.
+    this.ensure(Math.min(total, this.pageContentHeight));
+    this.y += 8;
+    this.inlinePair(g.heading, { size: 10, bold: true }, 8.5, INK);
+    this.y += this.subheadingHeight(g.heading) - 8;
+    for (const b of g.blocks) this.block(b);
+  }
+
+  private statementMetrics(t: Bilingual) {
     const pad = 9;
     const w = this.width - 2 * pad;
-    const ja: Style = { size: 10 };
-    const en: Style = { size: 9 };
-    const hJa = this.doc.font(F_REGULAR).fontSize(ja.size).heightOfString(t.ja, { width: w, lineGap: 2 });
-    const hEn = this.doc.font(F_REGULAR).fontSize(en.size).heightOfString(t.en, { width: w, lineGap: 1.5 });
-    const h = hJa + 6 + hEn + 2 * pad;
-    this.ensure(h + 6);
+    this.use({ size: 10 });
+    const hJa = this.doc.heightOfString(t.ja, { width: w, lineGap: 2 });
+    this.use({ size: 9 });
+    const hEn = this.doc.heightOfString(t.en, { width: w, lineGap: 1.5 });
+    return { pad, w, hJa, hEn, h: hJa + 6 + hEn + 2 * pad };
+  }
+
+  private statement(t: Bilingual): void {
+    const m = this.statementMetrics(t);
+    this.ensure(m.h + 6);
     this.y += 6;
-    this.doc.roundedRect(this.left, this.y, this.width, h, 3).lineWidth(1.2).strokeColor(ACCENT).stroke();
-    this.doc.font(F_REGULAR).fontSize(ja.size).fillColor(INK).text(t.ja, this.left + pad, this.y + pad, { width: w, lineGap: 2 });
-    this.doc.font(F_REGULAR).fontSize(en.size).fillColor(MUTED).text(t.en, this.left + pad, this.y + pad + hJa + 6, { width: w, lineGap: 1.5 });
-    this.y += h + 4;
+    this.doc.roundedRect(this.left, this.y, this.width, m.h, 3).lineWidth(1.2).strokeColor(ACCENT).stroke();
+    this.use({ size: 10 });
+    this.doc.fillColor(INK).text(t.ja, this.left + m.pad, this.y + m.pad, { width: m.w, lineGap: 2 });
+    this.use({ size: 9 });
+    this.doc.fillColor(MUTED).text(t.en, this.left + m.pad, this.y + m.pad + m.hJa + 6, { width: m.w, lineGap: 1.5 });
+    this.y += m.h + 4;
+  }
+
+  private blockHeight(b: Block): number {
+    switch (b.kind) {
+      case 'fields':
+        return this.fieldsHeight(b.fields);
+      case 'table':
+        return this.tableHeight(b);
+      case 'group':
+        return this.subheadingHeight(b.heading) + b.blocks.reduce((n, x) => n + this.blockHeight(x), 0);
+      case 'statement':
+        return this.statementMetrics(b.text).h + 10;
+    }
+  }
+
+  block(b: Block): void {
+    switch (b.kind) {
+      case 'fields':
+        return this.fields(b.fields);
+      case 'table':
+        return this.table(b);
+      case 'group':
+        return this.group(b);
+      case 'statement':
+        return this.statement(b.text);
+    }
   }
 
   note(t: Bilingual): void {
     const h = this.measure(t, this.width, { size: 8 });
-    this.ensure(h + 10);
+    this.ensure(10 + h);
     this.y += 10;
-    this.draw(t, this.left, this.y, this.width, { size: 8 }, 'left', MUTED);
-    this.y += h;
-  }
-
-  private hline(width: number): void {
-    this.doc.moveTo(this.left, this.y).lineTo(this.left + this.width, this.y).lineWidth(width).strokeColor(RULE).stroke();
+    this.y += this.draw(t, this.left, this.y, this.width, { size: 8 }, 'left', MUTED);
   }
 
   /** Page numbers need the page count, so footers are drawn once everything else is laid out. */
@@ -631,8 +708,9 @@ class PdfLayout {
       const saved = this.doc.page.margins.bottom;
       this.doc.page.margins.bottom = 0;
       const y = this.doc.page.height - MARGIN.bottom + 18;
-      this.doc.moveTo(this.left, y - 4).lineTo(this.left + this.width, y - 4).lineWidth(0.4).strokeColor(RULE).stroke();
-      this.doc.font(F_REGULAR).fontSize(7).fillColor(MUTED);
+      this.rule(y - 4, 0.4);
+      this.use({ size: 7 });
+      this.doc.fillColor(MUTED);
       this.doc.text(this.footer, this.left, y, { width: this.width * 0.8, lineBreak: false });
       this.doc.text(`${i + 1} / ${range.count}`, this.left + this.width * 0.8, y, { width: this.width * 0.2, align: 'right', lineBreak: false });
       this.doc.page.margins.bottom = saved;
@@ -681,24 +759,10 @@ export async function renderCertificatePdf(cert: DeletionCertificate, sha256: st
   const layout = new PdfLayout(doc, `${model.title.ja} / ${model.title.en}  ${cert.certificateId}`);
   layout.title(model.title);
   for (const section of model.sections) {
-    doc.outline.addItem(`${section.heading.ja} / ${section.heading.en}`);
     layout.heading(section.heading);
-    for (const block of section.blocks) {
-      switch (block.kind) {
-        case 'fields':
-          layout.fields(block.fields);
-          break;
-        case 'subheading':
-          layout.subheading(block.text);
-          break;
-        case 'table':
-          layout.table(block);
-          break;
-        case 'statement':
-          layout.statement(block.text);
-          break;
-      }
-    }
+    // After the heading, which may have started a new page: a bookmark points at the current page.
+    doc.outline.addItem(`${section.heading.ja} / ${section.heading.en}`);
+    for (const block of section.blocks) layout.block(block);
   }
   layout.note(model.note);
   layout.footers();

@@ -236,7 +236,34 @@ export interface DeletionCertificatesTable {
   sha256: string;
 }
 
+export interface BillableItemsTable {
+  id: string;
+  contract_id: string;
+  customer_id: string;
+  kind: string;
+  description: string;
+  amount_yen: number | null;
+  created_at: Timestamp;
+}
+
+export interface MigrationRequestsTable {
+  id: string;
+  customer_id: string;
+  requested_at: Timestamp;
+  requested_by: string;
+  note: string;
+  state: 'requested' | 'produced' | 'delivered' | 'lapsed';
+  package_key: string | null;
+  package_sha256: string | null;
+  package_size: ColumnType<string | null, number | null, number | null>;
+  produced_at: Timestamp | null;
+  delivered_at: Timestamp | null;
+  billable_item_id: string | null;
+}
+
 export interface Database {
+  billable_items: BillableItemsTable;
+  migration_requests: MigrationRequestsTable;
   customer_keys: CustomerKeysTable;
   backups: BackupsTable;
   backup_checks: BackupChecksTable;

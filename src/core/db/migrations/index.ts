@@ -2,10 +2,11 @@ import type { Migration, MigrationProvider } from 'kysely';
 import * as m0001 from './0001-spine.js';
 import * as m0002 from './0002-data.js';
 import * as m0003 from './0003-backup.js';
+import * as m0004 from './0004-migration.js';
 
 /** Imported statically so the list cannot differ between a checkout and a packaged install. */
 export const migrationProvider: MigrationProvider = {
   async getMigrations(): Promise<Record<string, Migration>> {
-    return { '0001-spine': m0001, '0002-data': m0002, '0003-backup': m0003 };
+    return { '0001-spine': m0001, '0002-data': m0002, '0003-backup': m0003, '0004-migration': m0004 };
   },
 };

@@ -1,0 +1,548 @@
+/**
+ * Backup benchmark: hokan's runBackup / restoreCustomer against `tar -czf` / `tar -xzf` of the same
+ * data, measured in the same run on the same machine, reported as ratios.
+ *
+ *   npm run bench -- backup [--keep]
+ *   BENCH_RECORDS=5000 BENCH_FILE_MB=10 npm run bench -- backup      (quick)
+ *
+ * Environment: BENCH_RECORDS (default 100000), BENCH_FILE_MB (default 200), BENCH_REPEAT (default 1;
+ * the large run is repeated and medians reported), BENCH_DATABASE_URL (PostgreSQL server to create a
+ * fresh database on; default: PGlite in a data directory), BENCH_TMPDIR (where the temp dir goes).
+ * See docs/decisions/0010-benchmarks.md.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import os from 'node:os';
+import { finished } from 'node:stream/promises';
+import { performance } from 'node:perf_hooks';
+import { sql } from 'kysely';
+import { restoreCustomer, type RestoreProgress } from '../src/backup/restore.js';
+import { runBackup, type BackupDeps } from '../src/backup/run-backup.js';
+import { loadBackupSettings, type BackupSettings } from '../src/backup/settings.js';
+import { createContract } from '../src/contracts/contracts.js';
+import { createCustomer } from '../src/contracts/customers.js';
+import { systemActor } from '../src/core/audit/audit-log.js';
+import { systemClock } from '../src/core/clock.js';
+import type { Db } from '../src/core/db/database.js';
+import { fileBlobKey } from '../src/data/files.js';
+import { LocalDirectoryStore, type BlobInfo, type BlobStore, type PutOptions, type PutResult } from '../src/storage/index.js';
+import { FILE_BYTES, seedCustomerData, type SeededCustomer } from './lib/care-data.js';
+import { openBenchDatabase, type BenchDatabase } from './lib/database.js';
+import { median, timeCommand, timePhase } from './lib/proc.js';
+import { fixed, renderTable, round, verdict, writeResults, type Row } from './lib/report.js';
+import { MIB, RssSampler } from './lib/rss.js';
+import { makeTempDir, removeTree } from './lib/tmp.js';
+
+const TARGET_RATIO = 0.7;
+const TARGET_RSS_MB = 300;
+/** Memory counts as "not growing with data" when 4× the data adds at most this much over the small run. */
+const FLAT_SLACK_MB = 32;
+const FLAT_FACTOR = 1.25;
+const PAGE = 1000;
+const actor = systemActor('benchmark');
+
+function envInt(name: string, fallback: number, min: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) {
+    process.stderr.write(`${name} must be a whole number ≥ ${min}, got ${JSON.stringify(raw)}\n`);
+    process.exit(2);
+  }
+  return n;
+}
+
+const args = process.argv.slice(2);
+if (args.includes('--help') || args.includes('-h')) {
+  process.stdout.write('usage: npm run bench -- backup [--keep]\n  env: BENCH_RECORDS BENCH_FILE_MB BENCH_REPEAT BENCH_DATABASE_URL BENCH_TMPDIR\n');
+  process.exit(0);
+}
+const unknown = args.filter((a) => a !== '--keep');
+if (unknown.length > 0) {
+  process.stderr.write(`backup: unknown argument(s) ${unknown.join(' ')}\n`);
+  process.exit(2);
+}
+const keep = args.includes('--keep');
+const config = {
+  records: envInt('BENCH_RECORDS', 100_000, 1),
+  fileMb: envInt('BENCH_FILE_MB', 200, 1),
+  repeat: envInt('BENCH_REPEAT', 1, 1),
+  databaseUrl: process.env.BENCH_DATABASE_URL || undefined,
+};
+// 512 KiB files: two per MiB.
+const bigFiles = config.fileMb * 2;
+const small = { records: Math.max(1, Math.round(config.records / 4)), files: Math.max(1, Math.round(bigFiles / 4)) };
+
+const log = (msg: string) => process.stderr.write(`[bench backup ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+const mb = (bytes: number) => bytes / MIB;
+
+/** Delegates to the live store and notes when the backup first reads a file: where its records part ended. */
+class ObservedStore implements BlobStore {
+  readonly description: string;
+  firstGetAt: number | null = null;
+
+  constructor(private readonly inner: BlobStore) {
+    this.description = inner.description;
+  }
+  put(key: string, body: NodeJS.ReadableStream | Buffer, opts?: PutOptions): Promise<PutResult> {
+    return this.inner.put(key, body, opts);
+  }
+  get(key: string): Promise<NodeJS.ReadableStream> {
+    this.firstGetAt ??= performance.now();
+    return this.inner.get(key);
+  }
+  head(key: string): Promise<BlobInfo | null> {
+    return this.inner.head(key);
+  }
+  delete(key: string, now: Date): Promise<void> {
+    return this.inner.delete(key, now);
+  }
+  list(prefix: string): AsyncIterable<BlobInfo> {
+    return this.inner.list(prefix);
+  }
+}
+
+interface Export {
+  dir: string;
+  ndjsonBytes: number;
+  fileBytes: number;
+  files: number;
+  seconds: number;
+}
+
+/**
+ * The plain way to get the same data out: records streamed from the database with keyset
+ * pagination into one NDJSON file (same line shape as hokan's records part, so the byte counts
+ * match), files linked in as they lie in the live directory. Untimed for the ratio (the baseline
+ * is tar of the result), but its duration is reported.
+ */
+async function exportPlain(db: Db, liveRoot: string, customerId: string, dir: string): Promise<Export> {
+  const t0 = performance.now();
+  fs.mkdirSync(path.join(dir, 'files'), { recursive: true });
+  const out = fs.createWriteStream(path.join(dir, 'records.ndjson'));
+  let after: { c: string; i: string } | null = null;
+  for (;;) {
+    let q = db
+      .selectFrom('data_records')
+      .select(['collection', 'id', 'version', 'data', 'created_at', 'updated_at'])
+      .where('customer_id', '=', customerId)
+      .orderBy('collection')
+      .orderBy('id')
+      .limit(PAGE);
+    if (after) q = q.where(sql<boolean>`(collection, id) > (${after.c}, ${after.i})`);
+    const rows = await q.execute();
+    let chunk = '';
+    for (const r of rows) {
+      const d: unknown = typeof r.data === 'string' ? JSON.parse(r.data) : r.data;
+      chunk += `${JSON.stringify({ c: r.collection, i: r.id, v: r.version, d, ca: r.created_at.toISOString(), ua: r.updated_at.toISOString() })}\n`;
+    }
+    if (chunk && !out.write(chunk)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
+    if (rows.length < PAGE) break;
+    const last = rows[rows.length - 1]!;
+    after = { c: last.collection, i: last.id };
+  }
+  out.end();
+  await finished(out);
+  const files = await db.selectFrom('data_files').select(['id', 'blob_key', 'size']).where('customer_id', '=', customerId).orderBy('id').execute();
+  let fileBytes = 0;
+  for (const f of files) {
+    const from = path.join(liveRoot, f.blob_key);
+    const to = path.join(dir, 'files', f.id);
+    try {
+      fs.linkSync(from, to);
+    } catch {
+      fs.copyFileSync(from, to);
+    }
+    fileBytes += Number(f.size);
+  }
+  return { dir, ndjsonBytes: fs.statSync(path.join(dir, 'records.ndjson')).size, fileBytes, files: files.length, seconds: (performance.now() - t0) / 1000 };
+}
+
+interface Baseline {
+  tarCreateS: number;
+  tarExtractS: number;
+  tgzFsyncS: number;
+  tgzBytes: number;
+  tarRecordsOnlyS: number;
+  tarFilesOnlyS: number;
+}
+
+/** tar -czf of the export (the backup baseline), tar -xzf of the archive (the restore baseline). */
+async function measureBaseline(work: string, exp: Export): Promise<Baseline> {
+  const tgz = path.join(work, 'baseline.tgz');
+  const extractDir = path.join(work, 'baseline-extract');
+  try {
+    const tarCreateS = await timeCommand('tar', ['-czf', tgz, '-C', exp.dir, '.']);
+    // Extra, not part of the ratio: hokan fsyncs every object it stores, tar does not.
+    const f0 = performance.now();
+    const fd = fs.openSync(tgz, 'r');
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    const tgzFsyncS = (performance.now() - f0) / 1000;
+    const tgzBytes = fs.statSync(tgz).size;
+    fs.mkdirSync(extractDir);
+    const tarExtractS = await timeCommand('tar', ['-xzf', tgz, '-C', extractDir]);
+    removeTree(extractDir);
+    fs.rmSync(tgz, { force: true });
+    // The same split as hokan's two phases, for the analysis: records alone, files alone.
+    const tarRecordsOnlyS = await timeCommand('tar', ['-czf', tgz, '-C', exp.dir, 'records.ndjson']);
+    fs.rmSync(tgz, { force: true });
+    const tarFilesOnlyS = await timeCommand('tar', ['-czf', tgz, '-C', exp.dir, 'files']);
+    return { tarCreateS, tarExtractS, tgzFsyncS, tgzBytes, tarRecordsOnlyS, tarFilesOnlyS };
+  } finally {
+    fs.rmSync(tgz, { force: true });
+    removeTree(extractDir);
+  }
+}
+
+interface HokanRun {
+  backupS: number;
+  backupCpuS: number;
+  backupRecordsS: number;
+  backupFilesS: number;
+  plainBytes: number;
+  storedBytes: number;
+  rssBeforeBackup: number;
+  backupPeak: number;
+  backupHwm: number | null;
+  restoreS: number;
+  restoreCpuS: number;
+  restorePhasesS: Record<string, number>;
+  rssBeforeRestore: number;
+  restorePeak: number;
+  restoreHwm: number | null;
+}
+
+/** Changes the live data the way a bad day would: records lost and overwritten, files deleted and added. */
+async function damageLiveData(db: Db, live: BlobStore, customerId: string): Promise<void> {
+  await db.deleteFrom('data_records').where('customer_id', '=', customerId).where('id', 'like', '%3').execute();
+  await db
+    .updateTable('data_records')
+    .set({ data: JSON.stringify({ altered: true }), version: 99, updated_at: systemClock.now() })
+    .where('customer_id', '=', customerId)
+    .where('id', 'like', '%7')
+    .execute();
+  const files = await db.selectFrom('data_files').select(['id', 'blob_key']).where('customer_id', '=', customerId).orderBy('id').execute();
+  for (let i = 0; i < files.length; i += 20) {
+    const f = files[i]!;
+    await db.deleteFrom('data_files').where('customer_id', '=', customerId).where('id', '=', f.id).execute();
+    await live.delete(f.blob_key, systemClock.now());
+  }
+  const id = '00000000-0000-4000-8000-000000000001';
+  const body = Buffer.from('a file uploaded after the backup; the restore removes it\n');
+  const stored = await live.put(fileBlobKey(customerId, id), body, { contentType: 'text/plain' });
+  await db
+    .insertInto('data_files')
+    .values({ customer_id: customerId, id, name: 'later.txt', content_type: 'text/plain', size: stored.size, sha256: stored.sha256, blob_key: fileBlobKey(customerId, id), created_at: systemClock.now() })
+    .onConflict((oc) => oc.columns(['customer_id', 'id']).doNothing())
+    .execute();
+}
+
+/** After a restore the customer has exactly what was seeded, and every file row points at a blob. */
+async function checkRestored(db: Db, live: BlobStore, seeded: SeededCustomer): Promise<void> {
+  const rec = await db.selectFrom('data_records').select((eb) => eb.fn.countAll<string>().as('n')).where('customer_id', '=', seeded.customerId).executeTakeFirstOrThrow();
+  const altered = await db.selectFrom('data_records').select((eb) => eb.fn.countAll<string>().as('n')).where('customer_id', '=', seeded.customerId).where('version', '=', 99).executeTakeFirstOrThrow();
+  const files = await db.selectFrom('data_files').select(['blob_key', 'size']).where('customer_id', '=', seeded.customerId).execute();
+  const bytes = files.reduce((n, f) => n + Number(f.size), 0);
+  if (Number(rec.n) !== seeded.records || Number(altered.n) !== 0 || files.length !== seeded.files || bytes !== seeded.fileBytes) {
+    throw new Error(`restore check failed: ${rec.n} records (${altered.n} still altered), ${files.length} files / ${bytes} bytes; expected ${seeded.records}, ${seeded.files} / ${seeded.fileBytes}`);
+  }
+  for (const f of files) {
+    const info = await live.head(f.blob_key);
+    if (!info || info.size !== Number(f.size)) throw new Error(`restore check failed: blob ${f.blob_key} missing or of the wrong size`);
+  }
+}
+
+async function measureHokan(db: Db, settings: BackupSettings, live: LocalDirectoryStore, seeded: SeededCustomer): Promise<HokanRun> {
+  const observed = new ObservedStore(live);
+  const deps: BackupDeps = { db, clock: systemClock, live: observed, settings, instanceId: 'bench' };
+  const sampler = new RssSampler(50);
+
+  const rssBeforeBackup = process.memoryUsage.rss();
+  sampler.start();
+  const t0 = performance.now();
+  const backup = await timePhase(() => runBackup(deps, seeded.customerId));
+  const backupRss = sampler.stop();
+  const firstGet = observed.firstGetAt ?? performance.now();
+  const row = backup.value;
+  if (row.state !== 'good') throw new Error(`backup ended ${row.state}`);
+
+  await damageLiveData(db, live, seeded.customerId);
+
+  const phaseStart: Partial<Record<RestoreProgress['phase'], number>> = {};
+  const rssBeforeRestore = process.memoryUsage.rss();
+  sampler.start();
+  const r0 = performance.now();
+  const restore = await timePhase(() =>
+    restoreCustomer(
+      { db, clock: systemClock, settings, live },
+      {
+        backupId: row.id,
+        actor,
+        onProgress: (p) => {
+          phaseStart[p.phase] ??= performance.now();
+        },
+      },
+    ),
+  );
+  const r1 = performance.now();
+  const restoreRss = sampler.stop();
+  await checkRestored(db, live, seeded);
+
+  const order: Array<RestoreProgress['phase']> = ['manifest', 'files', 'records', 'cleanup', 'done'];
+  const restorePhasesS: Record<string, number> = {};
+  order.forEach((ph, i) => {
+    const start = phaseStart[ph];
+    if (start === undefined || ph === 'done') return;
+    const next = order.slice(i + 1).map((n) => phaseStart[n]).find((v) => v !== undefined) ?? r1;
+    restorePhasesS[ph] = (next - start) / 1000;
+  });
+  restorePhasesS.setup = ((phaseStart.manifest ?? r0) - r0) / 1000;
+
+  return {
+    backupS: backup.seconds,
+    backupCpuS: backup.cpuSeconds,
+    backupRecordsS: (firstGet - t0) / 1000,
+    backupFilesS: backup.seconds - (firstGet - t0) / 1000,
+    plainBytes: Number(row.plain_bytes),
+    storedBytes: Number(row.stored_bytes),
+    rssBeforeBackup,
+    backupPeak: backupRss.peakBytes,
+    backupHwm: backupRss.hwmBytes,
+    restoreS: restore.seconds,
+    restoreCpuS: restore.cpuSeconds,
+    restorePhasesS,
+    rssBeforeRestore,
+    restorePeak: restoreRss.peakBytes,
+    restoreHwm: restoreRss.hwmBytes,
+  };
+}
+
+interface SizeResult {
+  seeded: SeededCustomer;
+  exp: Omit<Export, 'dir'>;
+  baselines: Baseline[];
+  runs: HokanRun[];
+}
+
+async function measureSize(db: Db, settings: BackupSettings, live: LocalDirectoryStore, tmp: string, seeded: SeededCustomer, label: string, repeat: number): Promise<SizeResult> {
+  const exportDir = path.join(tmp, `export-${label}`);
+  log(`${label}: plain export (untimed)`);
+  const exp = await exportPlain(db, live.root, seeded.customerId, exportDir);
+  const baselines: Baseline[] = [];
+  const runs: HokanRun[] = [];
+  for (let i = 0; i < repeat; i++) {
+    const tag = repeat > 1 ? ` (${i + 1}/${repeat})` : '';
+    log(`${label}: tar baseline${tag}`);
+    baselines.push(await measureBaseline(tmp, exp));
+    log(`${label}: hokan backup + restore${tag}`);
+    runs.push(await measureHokan(db, settings, live, seeded));
+  }
+  removeTree(exportDir);
+  const { dir: _dir, ...rest } = exp;
+  return { seeded, exp: rest, baselines, runs };
+}
+
+interface Summary {
+  data_mb: number;
+  records: number;
+  files: number;
+  stored_mb: number;
+  baseline_mb_s: number;
+  backup_mb_s: number;
+  backup_ratio: number;
+  restore_baseline_mb_s: number;
+  restore_mb_s: number;
+  restore_ratio: number;
+  peak_rss_mb: number;
+  peak_rss_hwm_mb: number | null;
+  rss_before_mb: number;
+  backup_added_rss_mb: number;
+}
+
+function summarize(r: SizeResult): Summary & { detail: Record<string, number | null> } {
+  const dataBytes = r.exp.ndjsonBytes + r.exp.fileBytes;
+  const dataMb = mb(dataBytes);
+  const m = (f: (x: HokanRun) => number) => median(r.runs.map(f));
+  const b = (f: (x: Baseline) => number) => median(r.baselines.map(f));
+  const tarC = b((x) => x.tarCreateS);
+  const tarX = b((x) => x.tarExtractS);
+  const backupS = m((x) => x.backupS);
+  const restoreS = m((x) => x.restoreS);
+  const peak = Math.max(...r.runs.map((x) => Math.max(x.backupPeak, x.restorePeak)));
+  const hwms = r.runs.flatMap((x) => [x.backupHwm, x.restoreHwm]).filter((x): x is number => x !== null);
+  const before = Math.min(...r.runs.map((x) => x.rssBeforeBackup));
+  const recMb = mb(r.exp.ndjsonBytes);
+  const fileMb = mb(r.exp.fileBytes);
+  const phase = (name: string) => median(r.runs.map((x) => x.restorePhasesS[name] ?? 0));
+  const plainMismatch = r.runs.some((x) => x.plainBytes !== dataBytes);
+  if (plainMismatch) log(`note: hokan's plain_bytes (${r.runs.map((x) => x.plainBytes).join(', ')}) differ from the export's ${dataBytes} bytes`);
+  return {
+    data_mb: round(dataMb, 1),
+    records: r.seeded.records,
+    files: r.seeded.files,
+    stored_mb: round(mb(median(r.runs.map((x) => x.storedBytes))), 1),
+    baseline_mb_s: round(dataMb / tarC, 1),
+    backup_mb_s: round(dataMb / backupS, 1),
+    backup_ratio: round(tarC / backupS, 3),
+    restore_baseline_mb_s: round(dataMb / tarX, 1),
+    restore_mb_s: round(dataMb / restoreS, 1),
+    restore_ratio: round(tarX / restoreS, 3),
+    peak_rss_mb: round(mb(peak), 1),
+    peak_rss_hwm_mb: hwms.length > 0 ? round(mb(Math.max(...hwms)), 1) : null,
+    rss_before_mb: round(mb(before), 1),
+    backup_added_rss_mb: round(mb(peak - before), 1),
+    detail: {
+      records_mb: round(recMb, 1),
+      files_mb: round(fileMb, 1),
+      export_s: round(r.exp.seconds, 2),
+      tar_czf_s: round(tarC, 2),
+      tar_xzf_s: round(tarX, 2),
+      tgz_mb: round(mb(b((x) => x.tgzBytes)), 1),
+      tgz_fsync_s: round(b((x) => x.tgzFsyncS), 3),
+      tar_czf_records_only_s: round(b((x) => x.tarRecordsOnlyS), 2),
+      tar_czf_files_only_s: round(b((x) => x.tarFilesOnlyS), 2),
+      backup_s: round(backupS, 2),
+      backup_cpu_s: round(m((x) => x.backupCpuS), 2),
+      backup_records_s: round(m((x) => x.backupRecordsS), 2),
+      backup_files_s: round(m((x) => x.backupFilesS), 2),
+      restore_s: round(restoreS, 2),
+      restore_cpu_s: round(m((x) => x.restoreCpuS), 2),
+      restore_setup_s: round(phase('setup') + phase('manifest'), 2),
+      restore_files_s: round(phase('files'), 2),
+      restore_records_s: round(phase('records'), 2),
+      restore_cleanup_s: round(phase('cleanup'), 2),
+      backup_peak_rss_mb: round(mb(Math.max(...r.runs.map((x) => x.backupPeak))), 1),
+      restore_peak_rss_mb: round(mb(Math.max(...r.runs.map((x) => x.restorePeak))), 1),
+      rss_before_restore_mb: round(mb(Math.min(...r.runs.map((x) => x.rssBeforeRestore))), 1),
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  const tmp = makeTempDir('hokan-bench-backup');
+  let database: BenchDatabase | null = null;
+  let cleaned = false;
+  const cleanup = async () => {
+    if (cleaned) return;
+    cleaned = true;
+    await database?.close().catch((err: unknown) => log(`closing the database failed: ${String(err)}`));
+    if (keep) log(`kept ${tmp}`);
+    else removeTree(tmp);
+  };
+  const onSignal = (signal: NodeJS.Signals) => {
+    log(`${signal}: cleaning up`);
+    void cleanup().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  const loadStart = os.loadavg();
+  try {
+    log(`temp dir ${tmp}; ${config.records} records + ${bigFiles} files of ${FILE_BYTES / 1024} KiB (small run: ${small.records} + ${small.files})`);
+    database = await openBenchDatabase(tmp, config.databaseUrl);
+    const db = database.db;
+    const live = new LocalDirectoryStore({ root: path.join(tmp, 'live-files') });
+    const settings = await loadBackupSettings(
+      { HOKAN_BACKUP_URL: path.join(tmp, 'backup'), HOKAN_BACKUP_SAME_DEVICE_OK: 'true', HOKAN_MASTER_KEY: 'ab'.repeat(32) },
+      { dataDir: path.join(tmp, 'data'), files: live, embedded: database.kind === 'pglite', s3Credentials: {} },
+    );
+
+    const seedOne = async (code: string, records: number, files: number, seed: number) => {
+      const customer = await createCustomer(db, systemClock, actor, { code, name: `${code} 介護サービス株式会社`, contactEmail: `${code}@example.jp` });
+      await createContract(db, systemClock, actor, {
+        customerId: customer.id,
+        contractNumber: `C-${code}`,
+        termStart: '2026-04-01',
+        termEnd: '2027-03-31',
+        systemUseContractNumber: `SU-${code}`,
+        supportContractNumber: `SP-${code}`,
+      });
+      const t0 = performance.now();
+      const seeded = await seedCustomerData(db, systemClock, live, customer.id, { records, files, seed, onProgress: (w) => log(`${code}: ${w}`) });
+      log(`${code}: seeded ${records} records + ${files} files in ${fixed((performance.now() - t0) / 1000)} s`);
+      return seeded;
+    };
+    // Both customers exist before anything is measured, so both runs see the same database.
+    const seededSmall = await seedOne('bench-small', small.records, small.files, 2);
+    const seededBig = await seedOne('bench-large', config.records, bigFiles, 1);
+
+    const smallResult = summarize(await measureSize(db, settings, live, tmp, seededSmall, 'small', 1));
+    const bigResult = summarize(await measureSize(db, settings, live, tmp, seededBig, 'large', config.repeat));
+    const loadEnd = os.loadavg();
+
+    const addedBig = bigResult.backup_added_rss_mb;
+    const addedSmall = smallResult.backup_added_rss_mb;
+    const flat = addedBig <= Math.max(addedSmall, 0) * FLAT_FACTOR + FLAT_SLACK_MB;
+    const pass = {
+      backup_ratio: bigResult.backup_ratio >= TARGET_RATIO,
+      restore_ratio: bigResult.restore_ratio >= TARGET_RATIO,
+      peak_rss_mb: bigResult.peak_rss_mb < TARGET_RSS_MB,
+      backup_added_rss_mb: bigResult.backup_added_rss_mb < TARGET_RSS_MB,
+      rss_flat: flat,
+    };
+    const d = bigResult.detail;
+    const rows: Row[] = [
+      { metric: 'data_mb (records NDJSON + files, MiB)', value: `${fixed(bigResult.data_mb)}` },
+      { metric: '  records / files', value: `${bigResult.records} / ${bigResult.files}` },
+      { metric: '  records_mb / files_mb', value: `${fixed(d.records_mb ?? 0)} / ${fixed(d.files_mb ?? 0)}` },
+      { metric: 'stored_mb (encrypted backup)', value: fixed(bigResult.stored_mb), target: `tgz ${fixed(d.tgz_mb ?? 0)}` },
+      { metric: 'baseline_mb_s (tar -czf)', value: fixed(bigResult.baseline_mb_s) },
+      { metric: 'backup_mb_s (runBackup)', value: fixed(bigResult.backup_mb_s) },
+      { metric: 'backup_ratio', value: fixed(bigResult.backup_ratio, 2), target: `≥ ${TARGET_RATIO}`, verdict: verdict(pass.backup_ratio) },
+      { metric: 'restore_baseline_mb_s (tar -xzf)', value: fixed(bigResult.restore_baseline_mb_s) },
+      { metric: 'restore_mb_s (restoreCustomer)', value: fixed(bigResult.restore_mb_s) },
+      { metric: 'restore_ratio', value: fixed(bigResult.restore_ratio, 2), target: `≥ ${TARGET_RATIO}`, verdict: verdict(pass.restore_ratio) },
+      { metric: 'rss_before_mb (before backup)', value: fixed(bigResult.rss_before_mb) },
+      { metric: 'peak_rss_mb (backup + restore)', value: fixed(bigResult.peak_rss_mb), target: `< ${TARGET_RSS_MB}`, verdict: verdict(pass.peak_rss_mb) },
+      { metric: 'backup_added_rss_mb (peak − before)', value: fixed(bigResult.backup_added_rss_mb), target: `< ${TARGET_RSS_MB}`, verdict: verdict(pass.backup_added_rss_mb) },
+      { metric: `peak_rss_mb_small (¼ data, ${fixed(smallResult.data_mb)} MiB)`, value: fixed(smallResult.peak_rss_mb) },
+      { metric: 'added_rss_mb large vs small', value: `${fixed(addedBig)} vs ${fixed(addedSmall)}`, target: `≤ ${FLAT_FACTOR}×small+${FLAT_SLACK_MB}`, verdict: verdict(flat) },
+      { metric: 'time: tar -czf total / records / files', value: `${fixed(d.tar_czf_s ?? 0, 2)} / ${fixed(d.tar_czf_records_only_s ?? 0, 2)} / ${fixed(d.tar_czf_files_only_s ?? 0, 2)} s` },
+      { metric: 'time: backup total / records / files', value: `${fixed(d.backup_s ?? 0, 2)} / ${fixed(d.backup_records_s ?? 0, 2)} / ${fixed(d.backup_files_s ?? 0, 2)} s` },
+      { metric: 'time: backup CPU (this process)', value: `${fixed(d.backup_cpu_s ?? 0, 2)} s` },
+      { metric: 'time: untimed plain export (DB → NDJSON)', value: `${fixed(d.export_s ?? 0, 2)} s` },
+      { metric: 'time: tar -xzf', value: `${fixed(d.tar_xzf_s ?? 0, 2)} s` },
+      { metric: 'time: restore total / files / records / cleanup', value: `${fixed(d.restore_s ?? 0, 2)} / ${fixed(d.restore_files_s ?? 0, 2)} / ${fixed(d.restore_records_s ?? 0, 2)} / ${fixed(d.restore_cleanup_s ?? 0, 2)} s` },
+    ];
+    const footer = [
+      `database: ${database.label}; ${os.cpus().length} CPUs; load average ${loadStart.map((x) => x.toFixed(2)).join(' ')} → ${loadEnd.map((x) => x.toFixed(2)).join(' ')}; large run ×${config.repeat} (medians)`,
+      'MB = MiB. Ratios compare times over the same bytes: ≥ 1 means hokan is faster than tar.',
+      'tar -czf is one gzip thread over everything (files included); hokan gzips only records, encrypts',
+      'everything (AES-256-GCM), checks every SHA-256 and fsyncs every object; tar does not fsync.',
+      'The baseline excludes the DB → NDJSON export hokan has to do itself (shown above as "untimed").',
+      database.kind === 'pglite'
+        ? `RSS includes PGlite (the database runs inside this process, ~${fixed(bigResult.rss_before_mb)} MiB here before the backup):`
+        : 'RSS is this process only (the PostgreSQL server is a separate process).',
+      database.kind === 'pglite' ? 'backup_added_rss_mb is what backup + restore add on top; it includes PGlite growing during the restore.' : '',
+      `peak_rss_hwm_mb (kernel VmHWM, catches spikes between 50 ms samples): ${bigResult.peak_rss_hwm_mb ?? 'n/a'}`,
+    ].filter((l) => l !== '');
+    process.stdout.write(`\n${renderTable(`hokan backup benchmark — ${fixed(bigResult.data_mb)} MiB, ${bigResult.records} records, ${bigResult.files} files`, rows, footer)}`);
+
+    const { detail: smallDetail, ...smallSummary } = smallResult;
+    const { detail, ...summary } = bigResult;
+    const file = writeResults('backup', {
+      config: { records: config.records, file_mb: config.fileMb, file_kib: FILE_BYTES / 1024, repeat: config.repeat, database: database.kind, small },
+      ...summary,
+      peak_rss_mb_small: smallResult.peak_rss_mb,
+      backup_added_rss_mb_small: smallResult.backup_added_rss_mb,
+      targets: {
+        backup_ratio: { min: TARGET_RATIO, pass: pass.backup_ratio },
+        restore_ratio: { min: TARGET_RATIO, pass: pass.restore_ratio },
+        peak_rss_mb: { max: TARGET_RSS_MB, pass: pass.peak_rss_mb },
+        backup_added_rss_mb: { max: TARGET_RSS_MB, pass: pass.backup_added_rss_mb },
+        rss_not_growing: { rule: `added_large ≤ ${FLAT_FACTOR} × added_small + ${FLAT_SLACK_MB}`, pass: pass.rss_flat },
+      },
+      detail,
+      small: { ...smallSummary, detail: smallDetail },
+      load_average: { start: loadStart.map((x) => round(x, 2)), end: loadEnd.map((x) => round(x, 2)) },
+    });
+    log(`wrote ${path.relative(process.cwd(), file)}`);
+  } finally {
+    await cleanup();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+await main();
