@@ -1,0 +1,57 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { customerServiceState } from '../contracts/contracts.js';
+import { actorOf } from '../core/auth/principal.js';
+import { errors, HokanError } from '../core/errors.js';
+import { bi } from '../core/i18n.js';
+import type { AppContext } from '../http/context.js';
+import { principalOf, router } from '../http/route-kit.js';
+import { exportCustomerData, rfc5987 } from './export.js';
+import type { DataAccessor } from './records.js';
+
+/**
+ * Only the customer's admin takes the whole of its data. Provider staff never do (R10.5 is the
+ * customer's right, not a back door); API tokens and members get 403 because an export is every
+ * record and file at once, more than either needs for its daily work.
+ *
+ * The contract-state answers mirror `dataAccessor` in ./routes.ts (not exported): suspended is
+ * 403 `customer_suspended` (R11.1), ended is 410 `contract_ended` (R10.7).
+ */
+async function exportAccessor(ctx: AppContext, req: FastifyRequest): Promise<DataAccessor> {
+  const p = principalOf(req);
+  if (p.kind === 'operator') {
+    throw errors.forbidden("the provider's staff do not export customer data; the customer's admin does", '事業者の担当者はお客様のデータをエクスポートできません。お客様の管理者が行います');
+  }
+  if (p.kind !== 'customer_user' || p.role !== 'customer_admin') {
+    throw errors.forbidden("exporting all data requires the customer's admin (signed in, not an API token)", 'データの一括エクスポートにはお客様の管理者としてのサインインが必要です（APIトークンは使えません）');
+  }
+  const state = await customerServiceState(ctx.db, p.customerId);
+  if (state === 'ended' || state === 'none') {
+    throw new HokanError('contract_ended', bi('ご契約は終了しています。データの閲覧・操作・取得はできません。', 'The contract has ended: the data can no longer be viewed, changed or obtained.'));
+  }
+  if (state === 'suspended') {
+    throw new HokanError('customer_suspended', bi('サービスの利用が停止されています。データは保持されています。詳しくはお問い合わせください。', 'Service is suspended for this customer; the data is kept. Please contact the provider.'));
+  }
+  return { customerId: p.customerId, actor: actorOf(p), sourceIp: req.ip ?? null };
+}
+
+export function registerExportRoutes(app: FastifyInstance, ctx: AppContext): void {
+  router(app).get('/data/export', {
+    schema: {
+      tags: ['data'],
+      summary: "Download all of the customer's records and files as one ZIP (R10.5; customer admin only; streamed)",
+      description:
+        'application/zip, streamed without Content-Length. records/<collection>.ndjson, files/<fileId>/<name>, README.txt, and manifest.json last ' +
+        '(counts, sizes, SHA-256). A file whose stored bytes do not match its SHA-256 aborts the download: an archive without manifest.json is incomplete.',
+    },
+  }, async (req, reply) => {
+    const who = await exportAccessor(ctx, req);
+    const { filename, stream } = await exportCustomerData({ db: ctx.db, clock: ctx.clock, files: ctx.files }, who);
+    stream.once('error', (err) => req.log.error({ err, customerId: who.customerId }, 'data export aborted'));
+    return reply
+      .header('content-type', 'application/zip')
+      .header('content-disposition', `attachment; filename="${filename.replace(/[^\x20-\x7e]|["\\]/g, '_')}"; filename*=UTF-8''${rfc5987(filename)}`)
+      .header('cache-control', 'no-store')
+      .header('x-content-type-options', 'nosniff')
+      .send(stream);
+  });
+}

@@ -1,0 +1,219 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { customerServiceState } from '../contracts/contracts.js';
+import { actorOf, isCustomerAdminOf, requireOperatorRole } from '../core/auth/principal.js';
+import { errors, HokanError } from '../core/errors.js';
+import { bi } from '../core/i18n.js';
+import type { AppContext } from '../http/context.js';
+import { instant, principalOf, router, uuid } from '../http/route-kit.js';
+import type { BlobStore } from '../storage/index.js';
+import { searchDataAccess } from './access-log.js';
+import { deleteFile, getFile, listFiles, openFileContent, uploadFile } from './files.js';
+import { COLLECTION_RE, createRecord, deleteRecord, getRecord, listCollections, listRecords, MAX_PAGE, RECORD_ID_RE, updateRecord, type DataAccessor } from './records.js';
+
+const collection = z.string().regex(COLLECTION_RE, { error: 'a collection name: a–z first, then up to 63 of a–z 0–9 _ -' });
+const recordId = z.string().regex(RECORD_ID_RE, { error: 'a record id: up to 128 of A–Z a–z 0–9 . _ -, not starting with . _ -' });
+const recordData = z.record(z.string(), z.unknown(), { error: 'must be a JSON object' });
+const limit = z.coerce.number().int().min(1).max(MAX_PAGE).default(100);
+
+/**
+ * The data API serves the Software (API tokens) and the customer's own users. Provider staff do
+ * not read customer data through it. The customer always comes from the credential.
+ */
+async function dataAccessor(ctx: AppContext, req: FastifyRequest): Promise<DataAccessor> {
+  const p = principalOf(req);
+  if (p.kind === 'operator') {
+    throw errors.forbidden("the provider's staff do not use the data API; customer data is reached only by the customer's credentials", '事業者の担当者はデータAPIを使用できません');
+  }
+  const state = await customerServiceState(ctx.db, p.customerId);
+  if (state === 'ended' || state === 'none') {
+    // R10.7: after the end nothing of the data can be viewed, operated on or obtained.
+    throw new HokanError('contract_ended', bi('ご契約は終了しています。データの閲覧・操作・取得はできません。', 'The contract has ended: the data can no longer be viewed, changed or obtained.'));
+  }
+  if (state === 'suspended') {
+    // R11.1: suspension blocks access and keeps the data.
+    throw new HokanError('customer_suspended', bi('サービスの利用が停止されています。データは保持されています。詳しくはお問い合わせください。', 'Service is suspended for this customer; the data is kept. Please contact the provider.'));
+  }
+  return { customerId: p.customerId, actor: actorOf(p), sourceIp: req.ip ?? null };
+}
+
+/** Accepts `"v3"`, `W/"v3"`, `"3"` or `3`. */
+function parseIfMatch(header: string | undefined): number | null {
+  if (header === undefined) return null;
+  const m = /^(?:W\/)?"?v?(\d{1,9})"?$/.exec(header.trim());
+  if (!m) throw errors.invalidField('If-Match', 'If-Match には ETag（例: "v3"）を指定してください。', 'must be the ETag of the record, e.g. "v3"');
+  return Number(m[1]);
+}
+
+const etag = (version: number) => `"v${version}"`;
+
+function parseWhere(raw: string | undefined): Record<string, unknown> | undefined {
+  if (raw === undefined) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw errors.invalidField('where', 'where はJSONオブジェクトで指定してください。', 'must be a JSON object, e.g. {"status":"active"}');
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed) || Object.keys(parsed).length > 20) {
+    throw errors.invalidField('where', 'where は20項目以内のJSONオブジェクトで指定してください。', 'must be a JSON object with at most 20 fields');
+  }
+  return parsed as Record<string, unknown>;
+}
+
+export function registerDataRoutes(app: FastifyInstance, ctx: AppContext, files: BlobStore): void {
+  const r = router(app);
+
+  r.get('/data/collections', { schema: { tags: ['data'], summary: 'Collections with their record counts (R3.1)' } }, async (req) => {
+    const who = await dataAccessor(ctx, req);
+    return { collections: await listCollections(ctx.db, who.customerId) };
+  });
+
+  r.get('/data/collections/:collection/records', {
+    schema: {
+      tags: ['data'],
+      summary: 'List records by id, filtered by JSON containment (`where`), paged by cursor',
+      params: z.object({ collection }),
+      querystring: z.object({ limit, cursor: z.string().max(400).optional(), where: z.string().max(2000).optional() }),
+    },
+  }, async (req) => {
+    const who = await dataAccessor(ctx, req);
+    const where = parseWhere(req.query.where);
+    return listRecords(ctx.db, ctx.clock, who, req.params.collection, { limit: req.query.limit, ...(req.query.cursor ? { cursor: req.query.cursor } : {}), ...(where ? { where } : {}) });
+  });
+
+  r.post('/data/collections/:collection/records', {
+    schema: { tags: ['data'], summary: 'Create a record; id optional (a UUID is chosen)', params: z.object({ collection }), body: z.object({ id: recordId.optional(), data: recordData }) },
+  }, async (req, reply) => {
+    const who = await dataAccessor(ctx, req);
+    const record = await createRecord(ctx.db, ctx.clock, who, req.params.collection, { id: req.body.id ?? crypto.randomUUID(), data: req.body.data });
+    return reply.code(201).header('etag', etag(record.version)).send({ record });
+  });
+
+  const recordParams = z.object({ collection, id: recordId });
+
+  r.get('/data/collections/:collection/records/:id', { schema: { tags: ['data'], summary: 'Read a record; its ETag is its version', params: recordParams } }, async (req, reply) => {
+    const who = await dataAccessor(ctx, req);
+    const record = await getRecord(ctx.db, ctx.clock, who, req.params.collection, req.params.id);
+    return reply.header('etag', etag(record.version)).send({ record });
+  });
+
+  r.put('/data/collections/:collection/records/:id', {
+    schema: { tags: ['data'], summary: 'Replace a record; If-Match with the ETag read is required (optimistic concurrency)', params: recordParams, body: z.object({ data: recordData }) },
+  }, async (req, reply) => {
+    const who = await dataAccessor(ctx, req);
+    const expected = parseIfMatch(req.headers['if-match']);
+    if (expected === null) {
+      throw new HokanError('precondition_required', bi('更新には If-Match ヘッダー（読み取った ETag）が必要です。', 'Updating needs an If-Match header with the ETag you read.'), [{ path: 'If-Match', message: 'required' }]);
+    }
+    const record = await updateRecord(ctx.db, ctx.clock, who, req.params.collection, req.params.id, expected, req.body.data);
+    return reply.header('etag', etag(record.version)).send({ record });
+  });
+
+  r.delete('/data/collections/:collection/records/:id', { schema: { tags: ['data'], summary: 'Delete a record (If-Match optional)', params: recordParams } }, async (req) => {
+    const who = await dataAccessor(ctx, req);
+    await deleteRecord(ctx.db, ctx.clock, who, req.params.collection, req.params.id, parseIfMatch(req.headers['if-match']));
+    return { deleted: true };
+  });
+
+  r.get('/data/files', { schema: { tags: ['data'], summary: 'List files', querystring: z.object({ limit, after: uuid.optional() }) } }, async (req) => {
+    const who = await dataAccessor(ctx, req);
+    return listFiles(ctx.db, ctx.clock, who, { limit: req.query.limit, ...(req.query.after ? { after: req.query.after } : {}) });
+  });
+
+  const fileParams = z.object({ fileId: uuid });
+  r.get('/data/files/:fileId', { schema: { tags: ['data'], summary: "A file's metadata (name, size, SHA-256)", params: fileParams } }, async (req) => {
+    const who = await dataAccessor(ctx, req);
+    return { file: await getFile(ctx.db, ctx.clock, who, req.params.fileId) };
+  });
+
+  r.get('/data/files/:fileId/content', { schema: { tags: ['data'], summary: 'Download a file (streamed)', params: fileParams } }, async (req, reply) => {
+    const who = await dataAccessor(ctx, req);
+    const { file, stream } = await openFileContent(ctx.db, ctx.clock, files, who, req.params.fileId);
+    return reply
+      .header('content-type', file.contentType)
+      .header('content-length', String(file.size))
+      .header('x-content-sha256', file.sha256)
+      .header('content-disposition', `attachment; filename*=UTF-8''${encodeURIComponent(file.name)}`)
+      .send(stream);
+  });
+
+  r.delete('/data/files/:fileId', { schema: { tags: ['data'], summary: 'Delete a file', params: fileParams } }, async (req) => {
+    const who = await dataAccessor(ctx, req);
+    await deleteFile(ctx.db, ctx.clock, files, who, req.params.fileId);
+    return { deleted: true };
+  });
+
+  // Uploads stream straight to the store: this scope takes any body as a raw stream.
+  app.register(async (scope) => {
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
+    router(scope).post('/data/files', {
+      schema: {
+        tags: ['data'],
+        summary: 'Upload a file as the raw request body (streamed; size-limited; SHA-256 computed, and checked against x-content-sha256 when sent)',
+        querystring: z.object({ name: z.string().trim().min(1).max(255).refine((n) => !/[\u0000-\u001f/\\]/.test(n), { error: 'must not contain control characters or slashes' }) }),
+        headers: z.object({ 'x-content-sha256': z.string().regex(/^[0-9a-fA-F]{64}$/, { error: 'must be 64 hex characters' }).optional() }).passthrough(),
+      },
+    }, async (req, reply) => {
+      const who = await dataAccessor(ctx, req);
+      const declared = Number(req.headers['content-length'] ?? '0');
+      if (declared > ctx.config.maxFileBytes) {
+        throw new HokanError('payload_too_large', bi(`ファイルが大きすぎます（上限 ${ctx.config.maxFileBytes} バイト）。`, `The file is larger than the limit of ${ctx.config.maxFileBytes} bytes.`));
+      }
+      const sha = req.headers['x-content-sha256'];
+      const file = await uploadFile(ctx.db, ctx.clock, files, who, {
+        name: req.query.name,
+        contentType: (req.headers['content-type'] ?? 'application/octet-stream').slice(0, 200),
+        body: req.raw,
+        maxBytes: ctx.config.maxFileBytes,
+        ...(typeof sha === 'string' ? { expectedSha256: sha } : {}),
+      });
+      return reply.code(201).send({ file });
+    });
+  });
+
+  r.get('/data-access-log', {
+    schema: {
+      tags: ['data'],
+      summary: 'Who read or changed which record or file (operators; customer admins for their own data)',
+      querystring: z.object({
+        customerId: uuid.optional(),
+        from: instant.optional(),
+        to: instant.optional(),
+        operation: z.enum(['read', 'list', 'create', 'update', 'delete', 'upload', 'download', 'export', 'restore']).optional(),
+        collection: collection.optional(),
+        targetId: z.string().max(128).optional(),
+        afterSeq: z.coerce.number().int().min(0).optional(),
+        limit,
+      }),
+    },
+  }, async (req) => {
+    const p = principalOf(req);
+    const q = req.query;
+    let customerId = q.customerId;
+    if (p.kind === 'operator') {
+      requireOperatorRole(p, 'admin', 'support');
+    } else {
+      if (!isCustomerAdminOf(p, p.customerId)) throw errors.forbidden("requires the customer's admin", 'お客様の管理者権限が必要です');
+      if (customerId !== undefined && customerId !== p.customerId) throw errors.notFound('お客様 / customer', customerId);
+      customerId = p.customerId;
+    }
+    const from = q.from ? new Date(q.from) : undefined;
+    const to = q.to ? new Date(q.to) : undefined;
+    if (from && to && from.getTime() >= to.getTime()) {
+      throw errors.invalidField('to', '期間の終わりは始まりより後にしてください。', 'must be after from');
+    }
+    const entries = await searchDataAccess(ctx.db, {
+      ...(customerId ? { customerId } : {}),
+      ...(from ? { from } : {}),
+      ...(to ? { to } : {}),
+      ...(q.operation ? { operation: q.operation } : {}),
+      ...(q.collection ? { collection: q.collection } : {}),
+      ...(q.targetId ? { targetId: q.targetId } : {}),
+      ...(q.afterSeq !== undefined ? { afterSeq: q.afterSeq } : {}),
+      limit: q.limit,
+    });
+    return { entries, nextAfterSeq: entries.length === q.limit ? (entries[entries.length - 1]?.seq ?? null) : null };
+  });
+}
