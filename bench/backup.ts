@@ -2,12 +2,15 @@
  * Backup benchmark: hokan's runBackup / restoreCustomer against `tar -czf` / `tar -xzf` of the same
  * data, measured in the same run on the same machine, reported as ratios.
  *
- *   npm run bench -- backup [--keep]
+ *   npm run bench -- backup [--keep] [--profile]
  *   BENCH_RECORDS=5000 BENCH_FILE_MB=10 npm run bench -- backup      (quick)
  *
  * Environment: BENCH_RECORDS (default 100000), BENCH_FILE_MB (default 200), BENCH_REPEAT (default 1;
  * the large run is repeated and medians reported), BENCH_DATABASE_URL (PostgreSQL server to create a
  * fresh database on; default: PGlite in a data directory), BENCH_TMPDIR (where the temp dir goes).
+ * --keep leaves the temp dir in place; --profile writes CPU profiles of the large run's backup and
+ * restore (bench/results/backup-{backup,restore}.cpuprofile) and prints their top self times
+ * (profiling slows both down: do not compare those figures with an unprofiled run).
  * See docs/decisions/0010-benchmarks.md.
  */
 import fs from 'node:fs';
@@ -29,8 +32,9 @@ import { LocalDirectoryStore, type BlobInfo, type BlobStore, type PutOptions, ty
 import { FILE_BYTES, seedCustomerData, type SeededCustomer } from './lib/care-data.js';
 import { openBenchDatabase, type BenchDatabase } from './lib/database.js';
 import { median, timeCommand, timePhase } from './lib/proc.js';
-import { fixed, renderTable, round, verdict, writeResults, type Row } from './lib/report.js';
-import { MIB, RssSampler } from './lib/rss.js';
+import { PhaseProfiler, renderSelfTimes } from './lib/profile.js';
+import { fixed, renderTable, resultsPath, round, verdict, writeResults, type Row } from './lib/report.js';
+import { collectGarbage, MIB, RssSampler, type MemoryPeaks } from './lib/rss.js';
 import { makeTempDir, removeTree } from './lib/tmp.js';
 
 const TARGET_RATIO = 0.7;
@@ -54,15 +58,16 @@ function envInt(name: string, fallback: number, min: number): number {
 
 const args = process.argv.slice(2);
 if (args.includes('--help') || args.includes('-h')) {
-  process.stdout.write('usage: npm run bench -- backup [--keep]\n  env: BENCH_RECORDS BENCH_FILE_MB BENCH_REPEAT BENCH_DATABASE_URL BENCH_TMPDIR\n');
+  process.stdout.write('usage: npm run bench -- backup [--keep] [--profile]\n  env: BENCH_RECORDS BENCH_FILE_MB BENCH_REPEAT BENCH_DATABASE_URL BENCH_TMPDIR\n');
   process.exit(0);
 }
-const unknown = args.filter((a) => a !== '--keep');
+const unknown = args.filter((a) => a !== '--keep' && a !== '--profile');
 if (unknown.length > 0) {
   process.stderr.write(`backup: unknown argument(s) ${unknown.join(' ')}\n`);
   process.exit(2);
 }
 const keep = args.includes('--keep');
+const profile = args.includes('--profile');
 const config = {
   records: envInt('BENCH_RECORDS', 100_000, 1),
   fileMb: envInt('BENCH_FILE_MB', 200, 1),
@@ -73,6 +78,8 @@ const config = {
 const bigFiles = config.fileMb * 2;
 const small = { records: Math.max(1, Math.round(config.records / 4)), files: Math.max(1, Math.round(bigFiles / 4)) };
 
+/** False if any phase could not start from a forced GC (then "before" figures include garbage). */
+let gcForced = true;
 const log = (msg: string) => process.stderr.write(`[bench backup ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 const mb = (bytes: number) => bytes / MIB;
 
@@ -205,12 +212,14 @@ interface HokanRun {
   rssBeforeBackup: number;
   backupPeak: number;
   backupHwm: number | null;
+  backupMem: MemoryPeaks;
   restoreS: number;
   restoreCpuS: number;
   restorePhasesS: Record<string, number>;
   rssBeforeRestore: number;
   restorePeak: number;
   restoreHwm: number | null;
+  restoreMem: MemoryPeaks;
 }
 
 /** Changes the live data the way a bad day would: records lost and overwritten, files deleted and added. */
@@ -253,16 +262,21 @@ async function checkRestored(db: Db, live: BlobStore, seeded: SeededCustomer): P
   }
 }
 
-async function measureHokan(db: Db, settings: BackupSettings, live: LocalDirectoryStore, seeded: SeededCustomer): Promise<HokanRun> {
+async function measureHokan(db: Db, settings: BackupSettings, live: LocalDirectoryStore, seeded: SeededCustomer, profiled: boolean): Promise<HokanRun> {
   const observed = new ObservedStore(live);
   const deps: BackupDeps = { db, clock: systemClock, live: observed, settings, instanceId: 'bench' };
   const sampler = new RssSampler(50);
 
+  const profiler = new PhaseProfiler();
+  // Each phase starts from live memory, not from garbage the set-up left (see collectGarbage).
+  gcForced = (await collectGarbage()) && gcForced;
   const rssBeforeBackup = process.memoryUsage.rss();
+  if (profiled) await profiler.start();
   sampler.start();
   const t0 = performance.now();
   const backup = await timePhase(() => runBackup(deps, seeded.customerId));
   const backupRss = sampler.stop();
+  if (profiled) reportProfile('backup', await profiler.stop(resultsPath('backup-backup').replace(/\.json$/, '.cpuprofile')));
   const firstGet = observed.firstGetAt ?? performance.now();
   const row = backup.value;
   if (row.state !== 'good') throw new Error(`backup ended ${row.state}`);
@@ -270,7 +284,9 @@ async function measureHokan(db: Db, settings: BackupSettings, live: LocalDirecto
   await damageLiveData(db, live, seeded.customerId);
 
   const phaseStart: Partial<Record<RestoreProgress['phase'], number>> = {};
+  gcForced = (await collectGarbage()) && gcForced;
   const rssBeforeRestore = process.memoryUsage.rss();
+  if (profiled) await profiler.start();
   sampler.start();
   const r0 = performance.now();
   const restore = await timePhase(() =>
@@ -287,6 +303,7 @@ async function measureHokan(db: Db, settings: BackupSettings, live: LocalDirecto
   );
   const r1 = performance.now();
   const restoreRss = sampler.stop();
+  if (profiled) reportProfile('restore', await profiler.stop(resultsPath('backup-restore').replace(/\.json$/, '.cpuprofile')));
   await checkRestored(db, live, seeded);
 
   const order: Array<RestoreProgress['phase']> = ['manifest', 'files', 'records', 'cleanup', 'done'];
@@ -309,13 +326,19 @@ async function measureHokan(db: Db, settings: BackupSettings, live: LocalDirecto
     rssBeforeBackup,
     backupPeak: backupRss.peakBytes,
     backupHwm: backupRss.hwmBytes,
+    backupMem: backupRss,
     restoreS: restore.seconds,
     restoreCpuS: restore.cpuSeconds,
     restorePhasesS,
     rssBeforeRestore,
     restorePeak: restoreRss.peakBytes,
     restoreHwm: restoreRss.hwmBytes,
+    restoreMem: restoreRss,
   };
+}
+
+function reportProfile(phase: string, p: Parameters<typeof renderSelfTimes>[1]): void {
+  process.stderr.write(`\n${renderSelfTimes(`CPU profile of the ${phase}`, p)}`);
 }
 
 interface SizeResult {
@@ -336,7 +359,7 @@ async function measureSize(db: Db, settings: BackupSettings, live: LocalDirector
     log(`${label}: tar baseline${tag}`);
     baselines.push(await measureBaseline(tmp, exp));
     log(`${label}: hokan backup + restore${tag}`);
-    runs.push(await measureHokan(db, settings, live, seeded));
+    runs.push(await measureHokan(db, settings, live, seeded, profile && label === 'large' && i === 0));
   }
   removeTree(exportDir);
   const { dir: _dir, ...rest } = exp;
@@ -415,6 +438,15 @@ function summarize(r: SizeResult): Summary & { detail: Record<string, number | n
       backup_peak_rss_mb: round(mb(Math.max(...r.runs.map((x) => x.backupPeak))), 1),
       restore_peak_rss_mb: round(mb(Math.max(...r.runs.map((x) => x.restorePeak))), 1),
       rss_before_restore_mb: round(mb(Math.min(...r.runs.map((x) => x.rssBeforeRestore))), 1),
+      // JS heap and ArrayBuffers (Buffers and, with PGlite, its WebAssembly memory) before → peak:
+      backup_heap_used_mb: round(mb(r.runs[0]!.backupMem.before.heapUsed), 1),
+      backup_heap_used_peak_mb: round(mb(Math.max(...r.runs.map((x) => x.backupMem.peak.heapUsed))), 1),
+      backup_array_buffers_mb: round(mb(r.runs[0]!.backupMem.before.arrayBuffers), 1),
+      backup_array_buffers_peak_mb: round(mb(Math.max(...r.runs.map((x) => x.backupMem.peak.arrayBuffers))), 1),
+      restore_heap_used_mb: round(mb(r.runs[0]!.restoreMem.before.heapUsed), 1),
+      restore_heap_used_peak_mb: round(mb(Math.max(...r.runs.map((x) => x.restoreMem.peak.heapUsed))), 1),
+      restore_array_buffers_mb: round(mb(r.runs[0]!.restoreMem.before.arrayBuffers), 1),
+      restore_array_buffers_peak_mb: round(mb(Math.max(...r.runs.map((x) => x.restoreMem.peak.arrayBuffers))), 1),
     },
   };
 }
@@ -440,6 +472,9 @@ async function main(): Promise<void> {
   const loadStart = os.loadavg();
   try {
     log(`temp dir ${tmp}; ${config.records} records + ${bigFiles} files of ${FILE_BYTES / 1024} KiB (small run: ${small.records} + ${small.files})`);
+    await collectGarbage();
+    // This process before any database exists: with PGlite, the difference to rss_before_mb is mostly PGlite.
+    const rssNoDb = process.memoryUsage.rss();
     database = await openBenchDatabase(tmp, config.databaseUrl);
     const db = database.db;
     const live = new LocalDirectoryStore({ root: path.join(tmp, 'live-files') });
@@ -493,11 +528,15 @@ async function main(): Promise<void> {
       { metric: 'restore_baseline_mb_s (tar -xzf)', value: fixed(bigResult.restore_baseline_mb_s) },
       { metric: 'restore_mb_s (restoreCustomer)', value: fixed(bigResult.restore_mb_s) },
       { metric: 'restore_ratio', value: fixed(bigResult.restore_ratio, 2), target: `≥ ${TARGET_RATIO}`, verdict: verdict(pass.restore_ratio) },
+      { metric: 'rss_without_database_mb (process before the DB opened)', value: fixed(mb(rssNoDb)) },
       { metric: 'rss_before_mb (before backup)', value: fixed(bigResult.rss_before_mb) },
       { metric: 'peak_rss_mb (backup + restore)', value: fixed(bigResult.peak_rss_mb), target: `< ${TARGET_RSS_MB}`, verdict: verdict(pass.peak_rss_mb) },
       { metric: 'backup_added_rss_mb (peak − before)', value: fixed(bigResult.backup_added_rss_mb), target: `< ${TARGET_RSS_MB}`, verdict: verdict(pass.backup_added_rss_mb) },
       { metric: `peak_rss_mb_small (¼ data, ${fixed(smallResult.data_mb)} MiB)`, value: fixed(smallResult.peak_rss_mb) },
       { metric: 'added_rss_mb large vs small', value: `${fixed(addedBig)} vs ${fixed(addedSmall)}`, target: `≤ ${FLAT_FACTOR}×small+${FLAT_SLACK_MB}`, verdict: verdict(flat) },
+      { metric: 'memory: backup JS heap / ArrayBuffers (before → peak)', value: `${fixed(d.backup_heap_used_mb ?? 0)} → ${fixed(d.backup_heap_used_peak_mb ?? 0)} / ${fixed(d.backup_array_buffers_mb ?? 0)} → ${fixed(d.backup_array_buffers_peak_mb ?? 0)}` },
+      { metric: 'memory: restore RSS (before → peak)', value: `${fixed(d.rss_before_restore_mb ?? 0)} → ${fixed(d.restore_peak_rss_mb ?? 0)}` },
+      { metric: 'memory: restore JS heap / ArrayBuffers (before → peak)', value: `${fixed(d.restore_heap_used_mb ?? 0)} → ${fixed(d.restore_heap_used_peak_mb ?? 0)} / ${fixed(d.restore_array_buffers_mb ?? 0)} → ${fixed(d.restore_array_buffers_peak_mb ?? 0)}` },
       { metric: 'time: tar -czf total / records / files', value: `${fixed(d.tar_czf_s ?? 0, 2)} / ${fixed(d.tar_czf_records_only_s ?? 0, 2)} / ${fixed(d.tar_czf_files_only_s ?? 0, 2)} s` },
       { metric: 'time: backup total / records / files', value: `${fixed(d.backup_s ?? 0, 2)} / ${fixed(d.backup_records_s ?? 0, 2)} / ${fixed(d.backup_files_s ?? 0, 2)} s` },
       { metric: 'time: backup CPU (this process)', value: `${fixed(d.backup_cpu_s ?? 0, 2)} s` },
@@ -515,16 +554,19 @@ async function main(): Promise<void> {
         ? `RSS includes PGlite (the database runs inside this process, ~${fixed(bigResult.rss_before_mb)} MiB here before the backup):`
         : 'RSS is this process only (the PostgreSQL server is a separate process).',
       database.kind === 'pglite' ? 'backup_added_rss_mb is what backup + restore add on top; it includes PGlite growing during the restore.' : '',
+      gcForced ? 'A full GC runs before each measured phase, so "before" figures are live memory, not set-up garbage.' : 'WARNING: no GC could be forced before the phases; "before" figures include garbage.',
       `peak_rss_hwm_mb (kernel VmHWM, catches spikes between 50 ms samples): ${bigResult.peak_rss_hwm_mb ?? 'n/a'}`,
+      profile ? 'PROFILED RUN (--profile): the large run ran under the CPU profiler; its times are slower than normal.' : '',
     ].filter((l) => l !== '');
     process.stdout.write(`\n${renderTable(`hokan backup benchmark — ${fixed(bigResult.data_mb)} MiB, ${bigResult.records} records, ${bigResult.files} files`, rows, footer)}`);
 
     const { detail: smallDetail, ...smallSummary } = smallResult;
     const { detail, ...summary } = bigResult;
     const file = writeResults('backup', {
-      config: { records: config.records, file_mb: config.fileMb, file_kib: FILE_BYTES / 1024, repeat: config.repeat, database: database.kind, small },
+      config: { records: config.records, file_mb: config.fileMb, file_kib: FILE_BYTES / 1024, repeat: config.repeat, database: database.kind, small, profiled: profile, gc_before_phases: gcForced },
       ...summary,
       peak_rss_mb_small: smallResult.peak_rss_mb,
+      rss_without_database_mb: round(mb(rssNoDb), 1),
       backup_added_rss_mb_small: smallResult.backup_added_rss_mb,
       targets: {
         backup_ratio: { min: TARGET_RATIO, pass: pass.backup_ratio },

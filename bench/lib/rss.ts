@@ -8,12 +8,25 @@ export const MIB = 1024 * 1024;
  * can hide a short spike between two samples; on Linux the kernel's own high-water mark
  * (VmHWM, reset through /proc/self/clear_refs) is read as well and catches those.
  */
+export interface MemoryPeaks {
+  /** Peak of the RSS samples. */
+  peakBytes: number;
+  /** Kernel high-water mark over the phase, when it could be reset at start(); else null. */
+  hwmBytes: number | null;
+  samples: number;
+  /** Where memory lives, to tell this process's JavaScript from what else is resident: */
+  before: { heapUsed: number; arrayBuffers: number };
+  peak: { heapUsed: number; arrayBuffers: number };
+}
+
 export class RssSampler {
   readonly #intervalMs: number;
   #timer: NodeJS.Timeout | null = null;
   #peak = 0;
   #samples = 0;
   #hwmReset = false;
+  #before = { heapUsed: 0, arrayBuffers: 0 };
+  #peakParts = { heapUsed: 0, arrayBuffers: 0 };
 
   constructor(intervalMs = 50) {
     this.#intervalMs = intervalMs;
@@ -22,22 +35,27 @@ export class RssSampler {
   start(): void {
     if (this.#timer) throw new Error('RssSampler already started');
     this.#hwmReset = resetHighWaterMark();
-    this.#peak = process.memoryUsage.rss();
+    const m = process.memoryUsage();
+    this.#peak = m.rss;
+    this.#before = { heapUsed: m.heapUsed, arrayBuffers: m.arrayBuffers };
+    this.#peakParts = { ...this.#before };
     this.#samples = 1;
-    this.#timer = setInterval(() => {
-      const rss = process.memoryUsage.rss();
-      if (rss > this.#peak) this.#peak = rss;
-      this.#samples++;
-    }, this.#intervalMs);
+    this.#timer = setInterval(() => this.#sample(), this.#intervalMs);
   }
 
-  /** Peak of the samples, and the kernel's high-water mark when it could be reset at start(). */
-  stop(): { peakBytes: number; hwmBytes: number | null; samples: number } {
+  #sample(): void {
+    const m = process.memoryUsage();
+    if (m.rss > this.#peak) this.#peak = m.rss;
+    if (m.heapUsed > this.#peakParts.heapUsed) this.#peakParts.heapUsed = m.heapUsed;
+    if (m.arrayBuffers > this.#peakParts.arrayBuffers) this.#peakParts.arrayBuffers = m.arrayBuffers;
+    this.#samples++;
+  }
+
+  stop(): MemoryPeaks {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = null;
-    const rss = process.memoryUsage.rss();
-    if (rss > this.#peak) this.#peak = rss;
-    return { peakBytes: this.#peak, hwmBytes: this.#hwmReset ? readHighWaterMark() : null, samples: this.#samples + 1 };
+    this.#sample();
+    return { peakBytes: this.#peak, hwmBytes: this.#hwmReset ? readHighWaterMark() : null, samples: this.#samples, before: this.#before, peak: this.#peakParts };
   }
 }
 
@@ -58,4 +76,32 @@ function readHighWaterMark(): number | null {
   } catch {
     return null;
   }
+}
+
+let gcFn: (() => void) | null | undefined;
+
+/**
+ * Runs a full garbage collection (when V8 allows it), so a phase's "before" figure is live memory,
+ * not whatever garbage set-up left behind: without this, rss_before varied by ~350 MB between
+ * identical runs depending on when V8 last collected. Returns false when no GC could be forced.
+ */
+export async function collectGarbage(): Promise<boolean> {
+  if (gcFn === undefined) {
+    gcFn = null;
+    try {
+      const v8 = await import('node:v8');
+      const vm = await import('node:vm');
+      v8.setFlagsFromString('--expose-gc');
+      const fn: unknown = vm.runInNewContext('gc');
+      if (typeof fn === 'function') gcFn = () => (fn as () => void)();
+    } catch {
+      gcFn = null;
+    }
+  }
+  if (!gcFn) return false;
+  gcFn();
+  // A second pass collects what the first one's finalizers (Buffers' backing stores) released.
+  await new Promise((resolve) => setImmediate(resolve));
+  gcFn();
+  return true;
 }

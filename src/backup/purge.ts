@@ -11,6 +11,7 @@ import { BlobRetainedError, type BlobStore } from '../storage/index.js';
 import { backupPrefix, partKey, partsOf } from './catalog.js';
 import type { DeletionCertificate } from './certificate.js';
 import { destroyCustomerKey } from './keys.js';
+import { migrationHoldsPurge } from './migration.js';
 import type { BackupSettings } from './settings.js';
 
 export interface PurgeDeps {
@@ -174,13 +175,17 @@ export async function purgeCustomer(deps: PurgeDeps, dueId: string): Promise<Del
   return cert;
 }
 
-/** Which pending deletions are due: grace period (default 24 h) after the contract ended. */
+/**
+ * Which pending deletions are due: the grace period (default 24 h) after the contract ended has
+ * passed, and no migration request holds the data (R10.6, bounded by migrationHoldDays).
+ */
 export async function purgeDueCustomers(deps: PurgeDeps, graceHours: number): Promise<DeletionCertificate[]> {
   const due = await listDataDeletionDue(deps.db, { pendingOnly: true });
   const cutoff = deps.clock.now().getTime() - graceHours * 3_600_000;
   const certs: DeletionCertificate[] = [];
   for (const d of due) {
     if (new Date(d.contractEndedAt).getTime() > cutoff) continue;
+    if (await migrationHoldsPurge(deps.db, deps.clock, d.customerId, new Date(d.contractEndedAt), deps.settings.migrationHoldDays)) continue;
     const cert = await purgeCustomer(deps, d.id);
     if (cert) certs.push(cert);
   }

@@ -19,6 +19,8 @@ export interface BackupSettings {
   retainDaily: number;
   retainWeekly: number;
   purgeGraceHours: number;
+  /** R10.6: how long an open migration request may hold the purge after the contract ended. */
+  migrationHoldDays: number;
 }
 
 export class BackupConfigError extends Error {
@@ -36,6 +38,7 @@ const envSchema = z.object({
   HOKAN_BACKUP_RETAIN_DAILY: z.coerce.number().int().min(1).max(366).default(14),
   HOKAN_BACKUP_RETAIN_WEEKLY: z.coerce.number().int().min(0).max(520).default(8),
   HOKAN_PURGE_GRACE_HOURS: z.coerce.number().min(0).max(24 * 30).default(24),
+  HOKAN_MIGRATION_HOLD_DAYS: z.coerce.number().int().min(0).max(365).default(30),
 });
 
 async function localRoot(store: BlobStore): Promise<string | null> {
@@ -107,5 +110,6 @@ export async function loadBackupSettings(
     retainDaily: e.HOKAN_BACKUP_RETAIN_DAILY,
     retainWeekly: e.HOKAN_BACKUP_RETAIN_WEEKLY,
     purgeGraceHours: e.HOKAN_PURGE_GRACE_HOURS,
+    migrationHoldDays: e.HOKAN_MIGRATION_HOLD_DAYS,
   };
 }

@@ -303,7 +303,11 @@ async function fileStillListed(db: Db, customerId: string, id: string): Promise<
  * connection (PGlite has only one). Each record and file is exported consistently and at most
  * once; ones created or deleted while the export runs may or may not be in it.
  */
-export async function exportCustomerData(deps: ExportDeps, who: DataAccessor): Promise<CustomerExport> {
+export async function exportCustomerData(
+  deps: ExportDeps,
+  who: DataAccessor,
+  opts: { extraEntries?: Array<{ name: string; content: Buffer }> } = {},
+): Promise<CustomerExport> {
   const customer = await deps.db.selectFrom('customers').select(['id', 'code', 'name']).where('id', '=', who.customerId).executeTakeFirst();
   if (!customer) throw errors.notFound('お客様 / customer', who.customerId);
   const exportedAt = deps.clock.now();
@@ -340,6 +344,8 @@ export async function exportCustomerData(deps: ExportDeps, who: DataAccessor): P
 
   const run = async () => {
     zip.addBuffer(Buffer.from(README, 'utf8'), 'README.txt', { mtime: exportedAt, mode: 0o100644 });
+    // The migration package (R10.6) adds its schema description beside the same open layout.
+    for (const extra of opts.extraEntries ?? []) zip.addBuffer(extra.content, extra.name, { mtime: exportedAt, mode: 0o100644 });
 
     const collections: ManifestCollection[] = [];
     const rows = new Peekable(recordRows(deps.db, customer.id));

@@ -9,6 +9,7 @@ import { registerContractRoutes } from '../contracts/routes.js';
 import { registerDataRoutes } from '../data/routes.js';
 import { registerExportRoutes } from '../data/export-routes.js';
 import { registerBackupRoutes } from '../backup/routes.js';
+import { registerMigrationRoutes } from '../backup/migration-routes.js';
 import { errors, HokanError, type ErrorCode } from '../core/errors.js';
 import { bi } from '../core/i18n.js';
 import { registerAuditRoutes } from './audit-routes.js';
@@ -134,6 +135,7 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
     registerDataRoutes(api, ctx, ctx.files);
     registerExportRoutes(api, ctx);
     registerBackupRoutes(api, ctx);
+    registerMigrationRoutes(api, ctx);
     api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   }, { prefix: '/api/v1' });
 

@@ -10,6 +10,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as yauzl from 'yauzl';
+import { readZip } from '../helpers/zip.js';
 import { resumeContract, suspendContract, terminateImmediately } from '../../src/contracts/contracts.js';
 import { systemActor } from '../../src/core/audit/audit-log.js';
 import { searchDataAccess } from '../../src/data/access-log.js';
@@ -22,24 +23,6 @@ import { addCustomerUser, addCustomerWithContract, addOperator, startTestApp, ty
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const op = systemActor('test operator');
 const MB = 1024 * 1024;
-
-interface ZipEntry {
-  name: string;
-  utf8Flag: boolean;
-  data: Buffer;
-}
-
-/** Reads with yauzl's strict settings: a bad name, a size mismatch or a missing central directory throws. */
-async function readZip(buf: Buffer): Promise<ZipEntry[]> {
-  const zip = await yauzl.fromBufferPromise(buf, { lazyEntries: true, strictFileNames: true, validateEntrySizes: true });
-  const out: ZipEntry[] = [];
-  for await (const entry of zip.eachEntry()) {
-    const chunks: Buffer[] = [];
-    for await (const c of await zip.openReadStreamPromise(entry)) chunks.push(c as Buffer);
-    out.push({ name: entry.fileName, utf8Flag: (entry.generalPurposeBitFlag & 0x800) !== 0, data: Buffer.concat(chunks) });
-  }
-  return out;
-}
 
 const isValidZip = async (buf: Buffer) => readZip(buf).then(() => true, () => false);
 

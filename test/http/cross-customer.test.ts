@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requestMigration } from '../../src/backup/migration.js';
 import { issueBreachNotice } from '../../src/contracts/contracts.js';
 import { systemActor } from '../../src/core/audit/audit-log.js';
 import { databaseKinds } from '../helpers/databases.js';
 import { addCustomerUser, addCustomerWithContract, addOperator, startTestApp, TEST_PASSWORD, type TestApp } from '../helpers/app.js';
 
-type Ids = { customerId: string; contractId: string; tokenId: string; noticeId: string; recordId: string; fileId: string };
+type Ids = { customerId: string; contractId: string; tokenId: string; noticeId: string; recordId: string; fileId: string; requestId: string };
 
 /** A body that passes validation for each write route, so the walk tests access, not input checks. */
 const SAMPLE_BODIES: Record<string, unknown> = {
@@ -27,6 +28,13 @@ const SAMPLE_BODIES: Record<string, unknown> = {
   'POST /api/v1/data/collections/{collection}/records': { id: 'alpha-created', data: { x: 1 } },
   'PUT /api/v1/data/collections/{collection}/records/{id}': { data: { x: 2 } },
   'POST /api/v1/data/files': { raw: 'bytes' },
+  'POST /api/v1/backups': { customerId: '{customerId}' },
+  'POST /api/v1/backups/{backupId}/verify': { target: 'primary' },
+  'POST /api/v1/backups/{backupId}/restore': { from: 'primary', confirmCustomerId: '{customerId}' },
+  'POST /api/v1/customers/{customerId}/migration-requests': { note: 'x' },
+  'POST /api/v1/migration-requests/{requestId}/package': {},
+  'POST /api/v1/migration-requests/{requestId}/delivered': { note: 'x' },
+  'PUT /api/v1/billable-items/{itemId}/amount': { amountYen: 1 },
 };
 const SAMPLE_HEADERS: Record<string, Record<string, string>> = {
   'PUT /api/v1/data/collections/{collection}/records/{id}': { 'if-match': '"v1"' },
@@ -54,7 +62,8 @@ describe.each(databaseKinds)('cross-customer isolation on %s', (kind) => {
       const recordId = `${code}-rec-1`;
       await app.request({ method: 'POST', url: '/api/v1/data/collections/walk/records', token, payload: { id: recordId, data: { owner: code } } });
       const f = await app.request({ method: 'POST', url: `/api/v1/data/files?name=${code}.txt`, token, headers: { 'content-type': 'application/octet-stream' }, payload: Buffer.from(`${code} file`) });
-      return { customerId: customer.id, contractId, tokenId: t.json().apiToken.id, noticeId: breachNotice.id, recordId, fileId: f.json().file.id };
+      const migration = await requestMigration(app.ctx.db, app.clock, systemActor('t'), customer.id, 'walk');
+      return { customerId: customer.id, contractId, tokenId: t.json().apiToken.id, noticeId: breachNotice.id, recordId, fileId: f.json().file.id, requestId: migration.id };
     };
     own = await make('alpha');
     other = await make('bravo');
@@ -76,7 +85,11 @@ describe.each(databaseKinds)('cross-customer isolation on %s', (kind) => {
       .replace('{linked}', 'support')
       .replace('{collection}', 'walk')
       .replace('{id}', ids.recordId)
-      .replace('{fileId}', ids.fileId);
+      .replace('{fileId}', ids.fileId)
+      .replace('{requestId}', ids.requestId)
+      .replace('{backupId}', '5f2b7a52-3c1e-4d6f-9a8b-1c2d3e4f5a6b')
+      .replace('{itemId}', '6a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d')
+      .replace('{format}', 'json');
 
   it('the walk covers every route with a sample body for every write', () => {
     expect(routes.length).toBeGreaterThan(20);
@@ -93,10 +106,11 @@ describe.each(databaseKinds)('cross-customer isolation on %s', (kind) => {
   });
 
   it.each(['customer admin', 'member', 'API token'])('every route refuses another customer\'s ids to a %s and leaks nothing of it', async (who) => {
-    const leaks = [other.customerId, other.contractId, other.tokenId, other.noticeId, other.fileId, 'bravo'];
+    const leaks = [other.customerId, other.contractId, other.tokenId, other.noticeId, other.fileId, other.requestId, 'bravo'];
     for (const r of routes) {
       const url = fill(r.path, other);
-      const body = SAMPLE_BODIES[`${r.method} ${r.path}`];
+      const sample = SAMPLE_BODIES[`${r.method} ${r.path}`];
+      const body = sample === undefined ? undefined : JSON.parse(JSON.stringify(sample).replaceAll('{customerId}', other.customerId));
       const headers = SAMPLE_HEADERS[`${r.method} ${r.path}`] ?? {};
       const res = await app.request({ method: r.method as 'GET', url, headers, ...callers[who], ...(body !== undefined ? { payload: body as object } : {}) });
       const label = `${who}: ${r.method} ${r.path} → ${res.statusCode} ${res.body.slice(0, 200)}`;
