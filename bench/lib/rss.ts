@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { performance } from 'node:perf_hooks';
 
 export const MIB = 1024 * 1024;
 
@@ -17,6 +18,11 @@ export interface MemoryPeaks {
   /** Where memory lives, to tell this process's JavaScript from what else is resident: */
   before: { heapUsed: number; arrayBuffers: number };
   peak: { heapUsed: number; arrayBuffers: number };
+  /**
+   * Peaks in the first and the second half of the phase. Memory that grows with the data processed
+   * shows as a second half clearly above the first; a bounded pipeline shows two similar figures.
+   */
+  halves: { rss: [number, number]; heapUsed: [number, number] };
 }
 
 export class RssSampler {
@@ -27,6 +33,7 @@ export class RssSampler {
   #hwmReset = false;
   #before = { heapUsed: 0, arrayBuffers: 0 };
   #peakParts = { heapUsed: 0, arrayBuffers: 0 };
+  #trace: Array<{ t: number; rss: number; heapUsed: number }> = [];
 
   constructor(intervalMs = 50) {
     this.#intervalMs = intervalMs;
@@ -40,6 +47,7 @@ export class RssSampler {
     this.#before = { heapUsed: m.heapUsed, arrayBuffers: m.arrayBuffers };
     this.#peakParts = { ...this.#before };
     this.#samples = 1;
+    this.#trace = [{ t: performance.now(), rss: m.rss, heapUsed: m.heapUsed }];
     this.#timer = setInterval(() => this.#sample(), this.#intervalMs);
   }
 
@@ -49,13 +57,23 @@ export class RssSampler {
     if (m.heapUsed > this.#peakParts.heapUsed) this.#peakParts.heapUsed = m.heapUsed;
     if (m.arrayBuffers > this.#peakParts.arrayBuffers) this.#peakParts.arrayBuffers = m.arrayBuffers;
     this.#samples++;
+    this.#trace.push({ t: performance.now(), rss: m.rss, heapUsed: m.heapUsed });
   }
 
   stop(): MemoryPeaks {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = null;
     this.#sample();
-    return { peakBytes: this.#peak, hwmBytes: this.#hwmReset ? readHighWaterMark() : null, samples: this.#samples, before: this.#before, peak: this.#peakParts };
+    const first = this.#trace[0]!.t;
+    const mid = (first + this.#trace[this.#trace.length - 1]!.t) / 2;
+    const halves = { rss: [0, 0] as [number, number], heapUsed: [0, 0] as [number, number] };
+    for (const x of this.#trace) {
+      const h = x.t <= mid ? 0 : 1;
+      halves.rss[h] = Math.max(halves.rss[h], x.rss);
+      halves.heapUsed[h] = Math.max(halves.heapUsed[h], x.heapUsed);
+    }
+    this.#trace = [];
+    return { halves, peakBytes: this.#peak, hwmBytes: this.#hwmReset ? readHighWaterMark() : null, samples: this.#samples, before: this.#before, peak: this.#peakParts };
   }
 }
 

@@ -21,6 +21,8 @@ export interface UsersTable {
   password_hash: string;
   disabled_at: Timestamp | null;
   created_at: Timestamp;
+  totp_secret: string | null;
+  totp_last_step: ColumnType<string | null, number | null, number | null>;
 }
 
 export interface SessionsTable {
@@ -39,6 +41,8 @@ export interface ApiTokensTable {
   created_at: Timestamp;
   revoked_at: Timestamp | null;
   last_used_at: Timestamp | null;
+  locked_at: Timestamp | null;
+  locked_reason: string | null;
 }
 
 // contracts
@@ -261,7 +265,40 @@ export interface MigrationRequestsTable {
   billable_item_id: string | null;
 }
 
+// gateway
+export interface GatewayEventsTable {
+  id: Generated<string>;
+  at: Timestamp;
+  kind: 'abroad_refused' | 'ids' | 'misuse' | 'admission_rejected';
+  class: string;
+  rule_id: string | null;
+  action: string;
+  source_ip: string | null;
+  country: string | null;
+  customer_id: string | null;
+  credential_id: string | null;
+  method: string | null;
+  path: string | null;
+  sample: string | null;
+  details: Json;
+}
+
+export interface MisuseFlagsTable {
+  id: string;
+  customer_id: string;
+  credential_id: string | null;
+  kind: string;
+  action: string;
+  detail: string;
+  source_ip: string | null;
+  created_at: Timestamp;
+  reviewed_at: Timestamp | null;
+  reviewed_by: string | null;
+}
+
 export interface Database {
+  gateway_events: GatewayEventsTable;
+  misuse_flags: MisuseFlagsTable;
   billable_items: BillableItemsTable;
   migration_requests: MigrationRequestsTable;
   customer_keys: CustomerKeysTable;
