@@ -11,6 +11,8 @@ import { buildServer } from './http/server.js';
 import { registerDataJobs } from './data/jobs.js';
 import { registerBackupJobs } from './backup/jobs.js';
 import { loadBackupSettings } from './backup/settings.js';
+import { Gateway } from './gateway/gateway.js';
+import { loadGatewaySettings } from './gateway/settings.js';
 import { parseBlobStoreUrl, type BlobStore } from './storage/index.js';
 
 export interface App {
@@ -40,7 +42,8 @@ export async function createApp(
   const files = opts.files ?? parseBlobStoreUrl(config.filesUrl, config.s3Credentials);
   const backup = await loadBackupSettings(opts.env ?? process.env, { dataDir: config.dataDir, files, embedded: database.kind === 'pglite', s3Credentials: config.s3Credentials });
   registerBackupJobs(queue, { live: files, settings: backup, instanceId: config.instanceId, providerName: config.providerName, logger });
-  const ctx: AppContext = { db: database.db, clock, config, queue, logger, files, backup };
+  const gateway = await Gateway.create(loadGatewaySettings(opts.env ?? process.env), database.db, clock, logger);
+  const ctx: AppContext = { db: database.db, clock, config, queue, logger, files, backup, gateway };
   const server = await buildServer(ctx);
   let closed = false;
   return {
@@ -52,6 +55,7 @@ export async function createApp(
       closed = true;
       await queue.stop();
       await server.close();
+      await gateway.stop();
       await database.close();
     },
   };

@@ -3,7 +3,8 @@ import { appendAudit, type Actor } from '../core/audit/audit-log.js';
 import type { Principal } from '../core/auth/principal.js';
 import type { Clock } from '../core/clock.js';
 import type { Db, DbOrTx } from '../core/db/database.js';
-import { errors } from '../core/errors.js';
+import { errors, HokanError } from '../core/errors.js';
+import { bi } from '../core/i18n.js';
 import { tokenDigest } from './sessions.js';
 
 /**
@@ -83,13 +84,17 @@ export async function resolveApiToken(db: DbOrTx, clock: Clock, token: string): 
   const id = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
   const row = await db
     .selectFrom('api_tokens')
-    .select(['id', 'customer_id', 'name', 'secret_hash', 'revoked_at', 'last_used_at'])
+    .select(['id', 'customer_id', 'name', 'secret_hash', 'revoked_at', 'last_used_at', 'locked_at'])
     .where('id', '=', id)
     .executeTakeFirst();
   if (!row || row.revoked_at) return null;
   const given = Buffer.from(tokenDigest(m[2]!), 'hex');
   const stored = Buffer.from(row.secret_hash, 'hex');
   if (given.length !== stored.length || !timingSafeEqual(given, stored)) return null;
+  if (row.locked_at) {
+    // R11.1③: locked after suspected misuse; the customer's admin issues a new token after review.
+    throw new HokanError('credential_locked', bi('このAPIトークンは不正利用の疑いによりロックされています。お客様の管理者にご連絡ください。', 'This API token is locked after suspected misuse; contact your administrator.'));
+  }
   const now = clock.now();
   // Writing on every request would turn each read into a write; once a minute is enough to show use.
   if (!row.last_used_at || now.getTime() - row.last_used_at.getTime() > LAST_USED_GRANULARITY_MS) {

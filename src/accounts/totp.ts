@@ -1,4 +1,4 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /**
  * Second factor for the provider's operators: TOTP (RFC 6238) over HOTP (RFC 4226) with
@@ -6,8 +6,8 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
  * authenticator apps expect from an `otpauth://totp/` URI. `node:crypto` only.
  *
  * The secret must be stored so that it can be read back (the server computes the same HMAC), so it
- * is not a password in the sense of R18.1: keep it encrypted at rest and never show it after
- * enrolment. Replay is refused by remembering the last step accepted per user (`lastUsedStep`).
+ * cannot be hashed like a password (R18.1): it is kept sealed (`sealTotpSecret`, AES-256-GCM under
+ * a key derived from the master key) and never shown again after enrolment. Replay is refused by remembering the last step accepted per user (`lastUsedStep`).
  */
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
@@ -133,6 +133,48 @@ export function verifyTotp(secret: string, code: string, at: Date, lastUsedStep?
     if (equal && fresh && matched === undefined) matched = step;
   }
   return matched === undefined ? { ok: false } : { ok: true, step: matched };
+}
+
+const SEAL_VERSION = 't1';
+const SEAL_AAD_PREFIX = 'hokan-totp-v1|';
+
+/**
+ * The key that seals TOTP secrets at rest, derived from the installation's master key (HKDF-SHA256,
+ * its own label), so that the master key itself never encrypts anything but what 0007 says.
+ */
+export function deriveTotpKey(masterKey: Uint8Array): Buffer {
+  if (masterKey.length !== 32) throw new Error('totp: the master key must be 32 bytes');
+  return Buffer.from(hkdfSync('sha256', masterKey, Buffer.alloc(0), 'hokan-totp-secret-v1', 32));
+}
+
+/**
+ * Encrypts a secret for `users.totp_secret` (AES-256-GCM, random nonce), bound to the user: a
+ * sealed secret copied into another user's row does not open.
+ */
+export function sealTotpSecret(key: Uint8Array, secret: string, userId: string): string {
+  if (key.length !== 32) throw new Error('totp: the sealing key must be 32 bytes');
+  const plain = base32Decode(secret);
+  const nonce = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: 16 });
+  cipher.setAAD(Buffer.from(SEAL_AAD_PREFIX + userId, 'utf8'));
+  const ct = Buffer.concat([cipher.update(plain), cipher.final()]);
+  return [SEAL_VERSION, nonce.toString('base64url'), ct.toString('base64url'), cipher.getAuthTag().toString('base64url')].join('.');
+}
+
+/** The base32 secret back from `sealTotpSecret`; throws when the value, key or user does not match. */
+export function openTotpSecret(key: Uint8Array, sealed: string, userId: string): string {
+  const [version, nonce, ct, tag, ...rest] = sealed.split('.');
+  if (version !== SEAL_VERSION || nonce === undefined || ct === undefined || tag === undefined || rest.length > 0) {
+    throw new Error('totp: not a sealed secret');
+  }
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(nonce, 'base64url'), { authTagLength: 16 });
+    decipher.setAAD(Buffer.from(SEAL_AAD_PREFIX + userId, 'utf8'));
+    decipher.setAuthTag(Buffer.from(tag, 'base64url'));
+    return base32Encode(Buffer.concat([decipher.update(Buffer.from(ct, 'base64url')), decipher.final()]));
+  } catch {
+    throw new Error('totp: the sealed secret does not open with this key for this user');
+  }
 }
 
 function resolve(options: TotpOptions): { digits: number; stepSeconds: number; window: number } {

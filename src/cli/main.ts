@@ -10,6 +10,9 @@ import { ConfigError, loadConfig, type Config } from '../core/config.js';
 import { migrate, openDatabase } from '../core/db/database.js';
 import { HokanError } from '../core/errors.js';
 import { seedDemo } from '../seed/demo.js';
+import pino from 'pino';
+import { deriveTotpKey, generateTotpSecret, sealTotpSecret, totpUri } from '../accounts/totp.js';
+import { CountryLookup, updateGeoDatabase } from '../gateway/geo/index.js';
 import { registerBackupCommands } from './backup-commands.js';
 
 function config(): Config {
@@ -56,6 +59,9 @@ async function serve(): Promise<void> {
   }
   process.stdout.write(`hokan: master key from ${b.masterKeySource}\n`);
   if (cfg.jobsEnabled) app.ctx.queue.start(cfg.jobPollMs);
+  app.ctx.gateway?.start();
+  const geo = app.ctx.gateway?.geo.info();
+  if (geo) process.stdout.write(`hokan: Japan-only by ${geo.source.split('/node_modules/')[1] ?? geo.source} (version ${geo.packageVersion ?? '-'}, built ${geo.buildEpoch?.toISOString().slice(0, 10) ?? '-'}; IP Geolocation by DB-IP)\n`);
   const address = await app.server.listen({ port: cfg.port, host: cfg.host });
   process.stdout.write(
     `\nhokan is running at ${address}  (database: ${app.database.kind} ${app.database.location})\n` +
@@ -123,6 +129,35 @@ export function buildCli(): Command {
         if (!opts.passwordStdin) process.stdout.write(`password: ${password}\n(shown only now)\n`);
       });
     });
+
+  operator
+    .command('totp')
+    .description("enrol an operator's TOTP second factor; prints the secret and otpauth:// URI once")
+    .requiredOption('--login-id <id>', "the operator's sign-in ID")
+    .action(async (opts: { loginId: string }) => {
+      const cfg = config();
+      const app = await createApp(cfg, { logger: pino({ level: 'warn' }) });
+      try {
+        const user = await app.ctx.db.selectFrom('users').select(['id', 'kind']).where('login_id', '=', opts.loginId).executeTakeFirst();
+        if (!user || user.kind !== 'operator') throw new Error(`--login-id: no operator "${opts.loginId}"`);
+        const secret = generateTotpSecret();
+        await app.ctx.db.updateTable('users').set({ totp_secret: sealTotpSecret(deriveTotpKey(app.ctx.backup.masterKey), secret, user.id), totp_last_step: null }).where('id', '=', user.id).execute();
+        process.stdout.write(`TOTP enrolled for ${opts.loginId}\nsecret: ${secret}\nuri:    ${totpUri(secret, opts.loginId)}\n(shown only now; sign-in now needs the 6-digit code)\n`);
+      } finally {
+        await app.close();
+      }
+    });
+
+  const geo = program.command('geo').description('the offline IP-to-country database behind Japan-only (R4.1)');
+  geo.command('info').description('which database is in use, its version and build date').action(async () => {
+    const lookup = await CountryLookup.open(process.env.HOKAN_GEO_DB ? { path: process.env.HOKAN_GEO_DB } : {});
+    const i = lookup.info();
+    process.stdout.write(`${i.source}\nversion ${i.packageVersion ?? '(file)'}, built ${i.buildEpoch?.toISOString() ?? '-'}, ${i.databaseType}, ${i.nodeCount} nodes\nIP Geolocation by DB-IP (https://db-ip.com), CC BY 4.0\n`);
+  });
+  geo.command('update').description('install the newest published database package (then restart hokan)').action(async () => {
+    const r = await updateGeoDatabase();
+    process.stdout.write(`geo database: ${r.before ?? '-'} → ${r.after ?? '-'}\n`);
+  });
 
   const audit = program.command('audit').description('the hash-chained audit log');
   audit

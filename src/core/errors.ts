@@ -18,6 +18,9 @@ export type ErrorCode =
   | 'precondition_required'
   | 'contract_ended'
   | 'customer_suspended'
+  | 'service_unavailable'
+  | 'credential_locked'
+  | 'too_many_attempts'
   | 'internal';
 
 const HTTP_STATUS: Record<ErrorCode, number> = {
@@ -38,6 +41,9 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   precondition_required: 428,
   contract_ended: 410,
   customer_suspended: 403,
+  service_unavailable: 503,
+  credential_locked: 423,
+  too_many_attempts: 429,
   internal: 500,
 };
 

@@ -5,6 +5,7 @@ import type { Db } from '../core/db/database.js';
 import type { JobQueue } from '../core/jobs/job-queue.js';
 import type { BlobStore } from '../storage/index.js';
 import type { BackupSettings } from '../backup/settings.js';
+import type { Gateway } from '../gateway/gateway.js';
 
 /** What every route and job is given; built once in main and in tests. */
 export interface AppContext {
@@ -16,4 +17,6 @@ export interface AppContext {
   /** Where the Software's files live (R3.1). */
   files: BlobStore;
   backup: BackupSettings;
+  /** The ingress chain; absent only in unit tests that build a bare server. */
+  gateway?: Gateway;
 }

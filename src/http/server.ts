@@ -1,6 +1,7 @@
 import fastifyCookie from '@fastify/cookie';
 import fastifySwagger from '@fastify/swagger';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
+import { installGatewayAfterAuth, installGatewayEntry, registerGatewayRoutes } from '../gateway/hooks.js';
 import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { resolveApiToken } from '../accounts/api-tokens.js';
 import { registerAccountRoutes } from '../accounts/routes.js';
@@ -35,10 +36,30 @@ function fromFastifyError(err: FastifyError): HokanError | null {
   return new HokanError('validation_failed', bi(`リクエストを処理できません: ${err.message}`, `The request cannot be processed: ${err.message}`));
 }
 
+/** Sets req.principal from a Bearer API token or the session cookie; a bad Bearer token is 401. */
+export async function authenticateRequest(ctx: AppContext, req: FastifyRequest): Promise<void> {
+  if (req.principal) return;
+  const auth = req.headers.authorization;
+  if (auth !== undefined) {
+    const m = /^Bearer\s+(\S+)$/i.exec(auth);
+    const principal = m ? await resolveApiToken(ctx.db, ctx.clock, m[1]!) : null;
+    if (!principal) throw errors.unauthenticated();
+    req.principal = principal;
+    return;
+  }
+  const token = req.cookies[SESSION_COOKIE];
+  if (token) {
+    req.principal = await resolveSession(ctx.db, ctx.clock, token);
+    req.viaSessionCookie = req.principal !== null;
+  }
+}
+
 export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: ctx.logger as FastifyBaseLogger,
     bodyLimit: BODY_LIMIT,
+    // R4.1: the client address comes from the socket, or from X-Forwarded-For only via configured proxies.
+    trustProxy: ctx.gateway && ctx.gateway.settings.trustedProxies.length > 0 ? ctx.gateway.settings.trustedProxies : false,
     logController: new LogController({ disableRequestLogging: ctx.config.logLevel !== 'debug' && ctx.config.logLevel !== 'trace' }),
   });
   app.setValidatorCompiler(validatorCompiler);
@@ -68,21 +89,12 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
 
   app.decorateRequest('principal', null);
   app.decorateRequest('viaSessionCookie', false);
+  // The gateway's first checks (security headers, Japan-only) run before authentication.
+  if (ctx.gateway) installGatewayEntry(app, ctx, ctx.gateway);
   app.addHook('onRequest', async (req) => {
-    const auth = req.headers.authorization;
-    if (auth !== undefined) {
-      const m = /^Bearer\s+(\S+)$/i.exec(auth);
-      const principal = m ? await resolveApiToken(ctx.db, ctx.clock, m[1]!) : null;
-      if (!principal) throw errors.unauthenticated();
-      req.principal = principal;
-      return;
-    }
-    const token = req.cookies[SESSION_COOKIE];
-    if (token) {
-      req.principal = await resolveSession(ctx.db, ctx.clock, token);
-      req.viaSessionCookie = req.principal !== null;
-    }
+    await authenticateRequest(ctx, req);
   });
+  if (ctx.gateway) installGatewayAfterAuth(app, ctx, ctx.gateway);
   // A browser sends cookies cross-site, but not a JSON content type or a foreign Origin without
   // CORS consent: requiring both for cookie-authenticated writes closes the CSRF hole.
   app.addHook('preHandler', async (req) => {
@@ -136,6 +148,7 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
     registerExportRoutes(api, ctx);
     registerBackupRoutes(api, ctx);
     registerMigrationRoutes(api, ctx);
+    if (ctx.gateway) registerGatewayRoutes(api, ctx, ctx.gateway);
     api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   }, { prefix: '/api/v1' });
 

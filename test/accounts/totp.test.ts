@@ -1,5 +1,18 @@
 import { describe, expect, it } from 'vitest';
-import { base32Decode, base32Encode, generateTotpSecret, hotp, totpCode, totpStep, totpUri, verifyTotp } from '../../src/accounts/totp.js';
+import { randomBytes } from 'node:crypto';
+import {
+  base32Decode,
+  base32Encode,
+  deriveTotpKey,
+  generateTotpSecret,
+  hotp,
+  openTotpSecret,
+  sealTotpSecret,
+  totpCode,
+  totpStep,
+  totpUri,
+  verifyTotp,
+} from '../../src/accounts/totp.js';
 import { ManualClock } from '../../src/core/clock.js';
 
 // RFC 6238 appendix B uses the ASCII seed "12345678901234567890" for SHA1.
@@ -124,5 +137,32 @@ describe('verifyTotp with a ManualClock', () => {
     expect(verifyTotp(secret, code.replace(/./, (d) => String((Number(d) + 1) % 10)), at).ok).toBe(false);
     expect(verifyTotp('not base32!', code, at).ok).toBe(false);
     expect(verifyTotp(secret, `${code.slice(0, 3)} ${code.slice(3)}`, at).ok).toBe(true);
+  });
+});
+
+describe('secrets at rest', () => {
+  it('seals a secret for one user under a key derived from the master key', () => {
+    const master = randomBytes(32);
+    const key = deriveTotpKey(master);
+    expect(key.equals(master)).toBe(false);
+    expect(deriveTotpKey(master).equals(key)).toBe(true);
+    const secret = generateTotpSecret();
+    const sealed = sealTotpSecret(key, secret, 'user-1');
+    expect(sealed).toMatch(/^t1\.[\w-]+\.[\w-]+\.[\w-]+$/);
+    expect(sealed).not.toContain(secret);
+    expect(sealTotpSecret(key, secret, 'user-1')).not.toBe(sealed); // random nonce
+    expect(openTotpSecret(key, sealed, 'user-1')).toBe(secret);
+  });
+
+  it('does not open for another user, another key, or a tampered value', () => {
+    const key = deriveTotpKey(randomBytes(32));
+    const sealed = sealTotpSecret(key, generateTotpSecret(), 'user-1');
+    expect(() => openTotpSecret(key, sealed, 'user-2')).toThrow(/does not open/);
+    expect(() => openTotpSecret(deriveTotpKey(randomBytes(32)), sealed, 'user-1')).toThrow(/does not open/);
+    const parts = sealed.split('.');
+    const ct = Buffer.from(parts[2]!, 'base64url');
+    ct[0] = ct[0]! ^ 1;
+    expect(() => openTotpSecret(key, [parts[0], parts[1], ct.toString('base64url'), parts[3]].join('.'), 'user-1')).toThrow(/does not open/);
+    expect(() => openTotpSecret(key, 'GEZDGNBV', 'user-1')).toThrow(/not a sealed secret/);
   });
 });

@@ -35,6 +35,9 @@ const SAMPLE_BODIES: Record<string, unknown> = {
   'POST /api/v1/migration-requests/{requestId}/package': {},
   'POST /api/v1/migration-requests/{requestId}/delivered': { note: 'x' },
   'PUT /api/v1/billable-items/{itemId}/amount': { amountYen: 1 },
+  'POST /api/v1/gateway/emergency': { on: true, reason: 'x' },
+  'POST /api/v1/me/totp/enroll': {},
+  'POST /api/v1/me/totp/confirm': { secret: 'A'.repeat(32), code: '123456' },
 };
 const SAMPLE_HEADERS: Record<string, Record<string, string>> = {
   'PUT /api/v1/data/collections/{collection}/records/{id}': { 'if-match': '"v1"' },

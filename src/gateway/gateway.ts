@@ -1,0 +1,97 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import { listContracts, suspendContract } from '../contracts/contracts.js';
+import { appendAudit, systemActor } from '../core/audit/audit-log.js';
+import type { Clock } from '../core/clock.js';
+import type { Db } from '../core/db/database.js';
+import { GatewayEventRecorder } from './events.js';
+import { compileOriginPolicy, CountryLookup, type OriginPolicy } from './geo/index.js';
+import { MisuseDetector, type MisuseFinding } from './misuse/index.js';
+import { AdmissionController, type AdmissionRequest } from './priority/index.js';
+import type { GatewaySettings } from './settings.js';
+
+/** The ingress chain's parts, built once per instance (R4.1, R11.1③, R12.2, R13.1). */
+export class Gateway {
+  readonly events: GatewayEventRecorder;
+  readonly misuse: MisuseDetector;
+  readonly admission: AdmissionController;
+
+  private constructor(
+    readonly settings: GatewaySettings,
+    readonly geo: CountryLookup,
+    readonly origin: OriginPolicy,
+    private readonly db: Db,
+    private readonly clock: Clock,
+    private readonly logger: Logger,
+  ) {
+    this.events = new GatewayEventRecorder(db, clock, logger);
+    this.misuse = new MisuseDetector(clock);
+    const priority = settings.priorityPaths;
+    this.admission = new AdmissionController({
+      maxConcurrent: settings.maxConcurrent,
+      latencyThresholdMs: settings.latencyThresholdMs,
+      clock,
+      classes: [
+        // R13.1: communications urgent for the public interest (the Software's emergency care endpoints)
+        // first. The reserve must cover their usual concurrency plus its spread (decision 0014).
+        { name: 'emergency_care', reservedSlots: Math.max(1, Math.floor(settings.maxConcurrent * 0.3)), match: (r: AdmissionRequest) => priority.some((p) => r.path.startsWith(p)) },
+        // The provider's own operations keep working while customers' traffic is shed…
+        { name: 'provider_operations', reservedSlots: Math.max(1, Math.floor(settings.maxConcurrent * 0.05)), match: (r: AdmissionRequest) => r.principalKind === 'operator' },
+        // …including signing in to manage the emergency.
+        { name: 'sign_in', reservedSlots: 2, match: (r: AdmissionRequest) => r.path === '/api/v1/auth/login' },
+      ],
+    });
+  }
+
+  static async create(settings: GatewaySettings, db: Db, clock: Clock, logger: Logger): Promise<Gateway> {
+    const geo = await CountryLookup.open(settings.geoDbPath ? { path: settings.geoDbPath } : {});
+    const origin = compileOriginPolicy({ allowCidrs: settings.allowCidrs, unknownAllowed: settings.unknownLocationAllowed });
+    return new Gateway(settings, geo, origin, db, clock, logger);
+  }
+
+  start(): void {
+    this.events.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.events.stop();
+  }
+
+  /**
+   * Acts on misuse findings per the provider's policy: the credential is locked, the customer
+   * flagged for review, or suspended (R11.1③). Every finding is recorded; flags are what the
+   * customer's admins see (GET /customers/{id}/misuse-flags).
+   */
+  async applyMisuseFindings(findings: MisuseFinding[]): Promise<void> {
+    for (const f of findings) {
+      let customerId = f.customerId ?? null;
+      if (!customerId && f.loginId) {
+        const user = await this.db.selectFrom('users').select('customer_id').where('login_id', '=', f.loginId).executeTakeFirst();
+        customerId = user?.customer_id ?? null;
+      }
+      this.events.record({ kind: 'misuse', class: f.kind, action: f.action, sourceIp: f.sourceIp, customerId, credentialId: f.credentialId ?? f.loginId ?? null, details: { detail: f.detail, related: f.related ?? [] } });
+      this.logger.warn({ finding: f }, 'misuse of credentials suspected');
+      const now = this.clock.now();
+      if (f.credentialId && (f.action === 'lock_credential' || f.action === 'suspend_customer')) {
+        await this.db.updateTable('api_tokens').set({ locked_at: now, locked_reason: `${f.kind}: ${f.detail}`.slice(0, 500) }).where('id', '=', f.credentialId).where('locked_at', 'is', null).execute();
+        // A person's credential: end every session it holds; sign-in is locked by the detector.
+        await this.db.deleteFrom('sessions').where('user_id', '=', f.credentialId).execute().catch(() => undefined);
+      }
+      if (!customerId) continue;
+      await this.db
+        .insertInto('misuse_flags')
+        .values({ id: randomUUID(), customer_id: customerId, credential_id: f.credentialId ?? f.loginId ?? null, kind: f.kind, action: f.action, detail: f.detail, source_ip: f.sourceIp, created_at: now, reviewed_at: null, reviewed_by: null })
+        .execute();
+      if (f.action === 'suspend_customer') {
+        const actor = systemActor('gateway misuse policy');
+        for (const c of await listContracts(this.db, { customerId, status: 'active' })) {
+          await suspendContract(this.db, this.clock, actor, c.id, { reason: 'credential_misuse', note: `${f.kind}: ${f.detail}` }).catch((err: unknown) => this.logger.error({ err }, 'suspension after misuse failed'));
+        }
+      } else {
+        await this.db.transaction().execute((trx) =>
+          appendAudit(trx, this.clock, { actor: systemActor('gateway misuse policy'), action: 'customer.misuse_flagged', subjectType: 'customer', subjectId: customerId, customerId, reason: f.detail, details: { kind: f.kind, action: f.action } }),
+        );
+      }
+    }
+  }
+}

@@ -1,0 +1,161 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { actorOf, canAccessCustomer, isCustomerAdminOf, requireOperatorRole } from '../core/auth/principal.js';
+import { errors, HokanError } from '../core/errors.js';
+import { bi } from '../core/i18n.js';
+import type { AppContext } from '../http/context.js';
+import { instant, note, principalOf, router, uuid } from '../http/route-kit.js';
+import { authenticateRequest } from '../http/server.js';
+import { findCustomer } from '../contracts/customers.js';
+import { appendAudit } from '../core/audit/audit-log.js';
+import { gatewayStatistics } from './events.js';
+import type { Gateway } from './gateway.js';
+import { decideOrigin, refusalError, type OriginDecision } from './geo/index.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    origin: OriginDecision | null;
+    releaseAdmission: (() => void) | null;
+  }
+}
+
+/** Paths that stay answerable from anywhere and under any load: liveness for the provider's monitors. */
+const EXEMPT = new Set(['/healthz']);
+
+/** Sent with every response; precomputed so the hook costs one call. */
+const SECURITY_HEADERS: Record<string, string> = {
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+  'cross-origin-opener-policy': 'same-origin',
+  'cross-origin-resource-policy': 'same-origin',
+  'permissions-policy': 'camera=(), microphone=(), geolocation=()',
+  'content-security-policy': "default-src 'none'; frame-ancestors 'none'; style-src 'unsafe-inline'",
+};
+
+const pathOf = (url: string) => {
+  const q = url.indexOf('?');
+  return q < 0 ? url : url.slice(0, q);
+};
+
+/**
+ * Runs before authentication: security headers (R12.1) and Japan-only (R4.1, R15.1①). A refused
+ * request is recorded with the customer and credential it carried, so its principal is resolved
+ * only then — domestic traffic pays nothing for that.
+ */
+export function installGatewayEntry(app: FastifyInstance, ctx: AppContext, gateway: Gateway): void {
+  const headers = { ...SECURITY_HEADERS, ...(ctx.config.cookieSecure ? { 'strict-transport-security': 'max-age=31536000; includeSubDomains' } : {}) };
+  app.decorateRequest('origin', null);
+  app.decorateRequest('releaseAdmission', null);
+  app.addHook('onRequest', async (req, reply) => {
+    reply.headers(headers);
+    if (EXEMPT.has(pathOf(req.url))) return;
+    const decision = decideOrigin(req.ip, gateway.geo, gateway.origin);
+    req.origin = decision;
+    if (decision.allowed) return;
+    await authenticateRequest(ctx, req).catch(() => undefined);
+    const p = req.principal;
+    gateway.events.record({
+      kind: 'abroad_refused',
+      class: decision.reason,
+      action: 'block',
+      sourceIp: req.ip,
+      country: decision.country,
+      customerId: p && p.kind !== 'operator' ? p.customerId : null,
+      credentialId: p ? (p.kind === 'api_token' ? p.tokenId : p.userId) : null,
+      method: req.method,
+      path: pathOf(req.url),
+    });
+    // R15.1①: use from abroad by a credential is itself a misuse signal.
+    if (p && p.kind !== 'operator') {
+      const findings = gateway.misuse.recordCredentialUse(p.kind === 'api_token' ? p.tokenId : p.userId, p.customerId, req.ip, decision.country);
+      if (findings.length) await gateway.applyMisuseFindings(findings);
+    }
+    throw refusalError(decision);
+  });
+}
+
+function overloaded(retryAfterSeconds: number): HokanError {
+  return new HokanError(
+    'service_unavailable',
+    bi('ただいま混み合っています。しばらくしてから再度お試しください（利用規約第13条）。', 'The service is congested; please retry shortly (Terms, Art. 13).'),
+    [{ path: 'retryAfterSeconds', message: String(retryAfterSeconds) }],
+  );
+}
+
+/** Runs after authentication: misuse signals from credential use (R11.1③) and priority admission (R13.1). */
+export function installGatewayAfterAuth(app: FastifyInstance, ctx: AppContext, gateway: Gateway): void {
+  app.addHook('onRequest', async (req, reply: FastifyReply) => {
+    const path = pathOf(req.url);
+    if (EXEMPT.has(path)) return;
+    const p = req.principal;
+    if (p && p.kind !== 'operator') {
+      const findings = gateway.misuse.recordCredentialUse(p.kind === 'api_token' ? p.tokenId : p.userId, p.customerId, req.ip, req.origin?.country ?? null);
+      if (findings.length) await gateway.applyMisuseFindings(findings);
+    }
+    const admission = gateway.admission.tryAdmit({ method: req.method, path, principalKind: p?.kind ?? 'anonymous' });
+    if (!admission.admitted) {
+      gateway.events.record({ kind: 'admission_rejected', class: admission.class, action: 'reject', sourceIp: req.ip, customerId: p && p.kind !== 'operator' ? p.customerId : null, method: req.method, path });
+      reply.header('retry-after', String(admission.retryAfterSeconds));
+      throw overloaded(admission.retryAfterSeconds);
+    }
+    req.releaseAdmission = admission.release;
+  });
+  const release = async (req: FastifyRequest, reply: FastifyReply) => {
+    if (!req.releaseAdmission) return;
+    req.releaseAdmission();
+    req.releaseAdmission = null;
+    gateway.admission.observeLatency(reply.elapsedTime);
+  };
+  app.addHook('onResponse', release);
+  app.addHook('onRequestAbort', async (req) => {
+    req.releaseAdmission?.();
+    req.releaseAdmission = null;
+  });
+}
+
+export function registerGatewayRoutes(app: FastifyInstance, ctx: AppContext, gateway: Gateway): void {
+  const r = router(app);
+
+  r.get('/gateway/status', { schema: { tags: ['gateway'], summary: 'Geo database version, admission state, misuse state size' } }, async (req) => {
+    requireOperatorRole(principalOf(req), 'admin', 'operator', 'support');
+    return { geo: gateway.geo.info(), admission: gateway.admission.stats(), misuse: gateway.misuse.stateSize(), trustedProxies: gateway.settings.trustedProxies };
+  });
+
+  r.get('/gateway/statistics', {
+    schema: {
+      tags: ['gateway'],
+      summary: 'Refusals from abroad, IDS findings, misuse and congestion refusals, by class, Japan day and customer (R12.2)',
+      querystring: z.object({ from: instant, to: instant, customerId: uuid.optional() }),
+    },
+  }, async (req) => {
+    requireOperatorRole(principalOf(req), 'admin', 'operator', 'support');
+    const from = new Date(req.query.from);
+    const to = new Date(req.query.to);
+    if (from.getTime() >= to.getTime()) throw errors.invalidField('to', '期間の終わりは始まりより後にしてください。', 'must be after from');
+    if (to.getTime() - from.getTime() > 400 * 86_400_000) throw errors.invalidField('to', '期間は400日以内にしてください。', 'the range may span at most 400 days');
+    await gateway.events.flush();
+    return gatewayStatistics(ctx.db, { from, to, ...(req.query.customerId ? { customerId: req.query.customerId } : {}) });
+  });
+
+  r.post('/gateway/emergency', {
+    schema: { tags: ['gateway'], summary: 'Declare or end an emergency: priority traffic first, the rest restricted (R13.1; admin)', body: z.object({ on: z.boolean(), reason: note }) },
+  }, async (req) => {
+    const p = requireOperatorRole(principalOf(req), 'admin');
+    const state = gateway.admission.declareEmergency(req.body.on, req.body.reason);
+    await ctx.db.transaction().execute((trx) =>
+      appendAudit(trx, ctx.clock, { actor: actorOf(p), action: req.body.on ? 'gateway.emergency_declared' : 'gateway.emergency_ended', subjectType: 'gateway', subjectId: ctx.config.instanceId, reason: req.body.reason }),
+    );
+    return { emergency: state };
+  });
+
+  r.get('/customers/:customerId/misuse-flags', {
+    schema: { tags: ['gateway'], summary: "Misuse of the customer's credentials found by the gateway (operators; the customer's admins)", params: z.object({ customerId: uuid }) },
+  }, async (req) => {
+    const p = principalOf(req);
+    if (!canAccessCustomer(p, req.params.customerId) || !(await findCustomer(ctx.db, req.params.customerId))) throw errors.notFound('お客様 / customer', req.params.customerId);
+    if (p.kind !== 'operator' && !isCustomerAdminOf(p, req.params.customerId)) throw errors.forbidden("requires the customer's admin", 'お客様の管理者権限が必要です');
+    const rows = await ctx.db.selectFrom('misuse_flags').selectAll().where('customer_id', '=', req.params.customerId).orderBy('created_at', 'desc').limit(200).execute();
+    return { misuseFlags: rows.map((f) => ({ id: f.id, kind: f.kind, action: f.action, detail: f.detail, sourceIp: f.source_ip, credentialId: f.credential_id, createdAt: f.created_at.toISOString(), reviewedAt: f.reviewed_at?.toISOString() ?? null })) };
+  });
+}

@@ -1,0 +1,52 @@
+import { z } from 'zod';
+
+/** Gateway configuration, read from the environment beside the core Config. */
+export interface GatewaySettings {
+  /** CIDRs or addresses of reverse proxies whose X-Forwarded-For is believed. */
+  trustedProxies: string[];
+  geoDbPath: string | null;
+  allowCidrs: string[];
+  /** Whether a public address the database cannot place is let in (default: no — Japan only). */
+  unknownLocationAllowed: boolean;
+  /** In-flight requests before priority admission starts refusing standard traffic (R13.1). */
+  maxConcurrent: number;
+  latencyThresholdMs: number;
+  /** Path prefixes of the Software's urgent (emergency care) endpoints, admitted first. */
+  priorityPaths: string[];
+  operatorTotpRequired: boolean;
+}
+
+const list = z.string().transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean));
+const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+const envSchema = z.object({
+  HOKAN_TRUSTED_PROXIES: list.default([]),
+  HOKAN_GEO_DB: z.string().min(1).optional(),
+  HOKAN_GEO_ALLOW_CIDRS: list.default([]),
+  HOKAN_GEO_UNKNOWN_ALLOWED: bool.default(false),
+  HOKAN_MAX_CONCURRENT: z.coerce.number().int().min(2).max(100_000).default(256),
+  HOKAN_LATENCY_THRESHOLD_MS: z.coerce.number().int().min(10).max(600_000).default(2000),
+  HOKAN_PRIORITY_PATHS: list.default(['/api/v1/data/collections/emergency']),
+  HOKAN_OPERATOR_TOTP: z.enum(['required', 'optional']).default('optional'),
+});
+
+export class GatewayConfigError extends Error {
+  override readonly name = 'GatewayConfigError';
+}
+
+export function loadGatewaySettings(env: NodeJS.ProcessEnv): GatewaySettings {
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = envSchema.safeParse(present);
+  if (!parsed.success) throw new GatewayConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+  const e = parsed.data;
+  for (const p of e.HOKAN_PRIORITY_PATHS) if (!p.startsWith('/')) throw new GatewayConfigError(`HOKAN_PRIORITY_PATHS: "${p}" must start with /`);
+  return {
+    trustedProxies: e.HOKAN_TRUSTED_PROXIES,
+    geoDbPath: e.HOKAN_GEO_DB ?? null,
+    allowCidrs: e.HOKAN_GEO_ALLOW_CIDRS,
+    unknownLocationAllowed: e.HOKAN_GEO_UNKNOWN_ALLOWED,
+    maxConcurrent: e.HOKAN_MAX_CONCURRENT,
+    latencyThresholdMs: e.HOKAN_LATENCY_THRESHOLD_MS,
+    priorityPaths: e.HOKAN_PRIORITY_PATHS,
+    operatorTotpRequired: e.HOKAN_OPERATOR_TOTP === 'required',
+  };
+}

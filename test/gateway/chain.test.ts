@@ -1,0 +1,129 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { totpCode } from '../../src/accounts/totp.js';
+import { databaseKinds } from '../helpers/databases.js';
+import { addCustomerUser, addCustomerWithContract, addOperator, startTestApp, TEST_PASSWORD, type TestApp } from '../helpers/app.js';
+
+const JP = '133.11.0.1';
+const US = '8.8.8.8';
+const DE = '193.99.144.80';
+
+describe.each(databaseKinds)('the gateway chain on %s', (kind) => {
+  let app: TestApp;
+  let customerId: string;
+  let token: string;
+  let tokenId: string;
+  let admin: string;
+  let ops: string;
+
+  beforeAll(async () => {
+    app = await startTestApp(kind);
+    const c = await addCustomerWithContract(app, 'momiji');
+    customerId = c.customer.id;
+    await addCustomerUser(app, customerId, 'momiji-admin', 'customer_admin');
+    await addOperator(app, 'gw-admin', ['admin']);
+    admin = await app.signIn('momiji-admin');
+    ops = await app.signIn('gw-admin');
+    const t = await app.request({ method: 'POST', url: `/api/v1/customers/${customerId}/api-tokens`, cookie: admin, payload: { name: 'sw' } });
+    token = t.json().token;
+    tokenId = t.json().apiToken.id;
+  });
+  afterAll(async () => app?.close());
+
+  it('R12.1 sends security headers on every response', async () => {
+    const res = await app.request({ method: 'GET', url: '/healthz' });
+    expect(res.headers['x-content-type-options']).toBe('nosniff');
+    expect(res.headers['x-frame-options']).toBe('DENY');
+    expect(res.headers['content-security-policy']).toContain("default-src 'none'");
+  });
+
+  it('R4.1 serves Japan and refuses abroad with a reason code in both languages, recorded with customer and credential', async () => {
+    const home = await app.request({ method: 'GET', url: '/api/v1/data/collections', token, remoteAddress: JP });
+    expect(home.statusCode).toBe(200);
+    const abroad = await app.request({ method: 'GET', url: '/api/v1/data/collections', token, remoteAddress: US });
+    expect(abroad.statusCode).toBe(403);
+    const body = abroad.json();
+    expect(body.error.code).toBe('forbidden');
+    expect(body.error.details).toEqual([{ path: 'source', message: 'abroad' }]);
+    expect(body.error.message.ja).toContain('日本国内');
+    expect(body.error.message.en).toContain('Japan only');
+    expect(abroad.body).not.toContain(US);
+    await app.ctx.gateway!.events.flush();
+    const rows = await app.ctx.db.selectFrom('gateway_events').selectAll().where('kind', '=', 'abroad_refused').execute();
+    expect(rows.at(-1)).toMatchObject({ class: 'abroad', country: 'US', source_ip: US, customer_id: customerId, credential_id: tokenId, path: '/api/v1/data/collections' });
+    const anonymous = await app.request({ method: 'GET', url: '/api/v1/openapi.json', remoteAddress: DE });
+    expect(anonymous.statusCode).toBe(403);
+  });
+
+  it('R4.1 believes X-Forwarded-For only from configured proxies', async () => {
+    const spoofed = await app.request({ method: 'GET', url: '/api/v1/data/collections', token, headers: { 'x-forwarded-for': US } });
+    expect(spoofed.statusCode).toBe(200);
+  });
+
+  it('R12.2 statistics of refusals by class, Japan day and customer, for operators only', async () => {
+    const url = '/api/v1/gateway/statistics?from=2026-11-01T00:00:00Z&to=2026-12-01T00:00:00Z';
+    const res = await app.request({ method: 'GET', url, cookie: ops });
+    expect(res.statusCode).toBe(200);
+    const stats = res.json();
+    expect(stats.byKindAndClass).toEqual(expect.arrayContaining([expect.objectContaining({ kind: 'abroad_refused', class: 'abroad', action: 'block' })]));
+    expect(stats.byDay[0].day).toBe('2026-11-24');
+    expect(stats.byCustomer).toEqual(expect.arrayContaining([expect.objectContaining({ customerId, kind: 'abroad_refused' })]));
+    expect((await app.request({ method: 'GET', url, cookie: admin })).statusCode).toBe(403);
+    expect((await app.request({ method: 'GET', url: '/api/v1/gateway/statistics?from=2026-12-01T00:00:00Z&to=2026-11-01T00:00:00Z', cookie: ops })).statusCode).toBe(400);
+    const status = await app.request({ method: 'GET', url: '/api/v1/gateway/status', cookie: ops });
+    expect(status.json().geo.packageVersion).toMatch(/^\d/);
+  });
+
+  it('R18.1 repeated failed sign-ins lock the ID with back-off and Retry-After', async () => {
+    await addCustomerUser(app, customerId, 'momiji-staff', 'member');
+    for (let i = 0; i < 5; i++) {
+      const r = await app.request({ method: 'POST', url: '/api/v1/auth/login', payload: { loginId: 'momiji-staff', password: 'wrong wrong wrong' }, remoteAddress: JP });
+      expect(r.statusCode).toBe(401);
+    }
+    const locked = await app.request({ method: 'POST', url: '/api/v1/auth/login', payload: { loginId: 'momiji-staff', password: TEST_PASSWORD }, remoteAddress: JP });
+    expect(locked.statusCode).toBe(429);
+    expect(locked.json().error.code).toBe('too_many_attempts');
+    expect(Number(locked.headers['retry-after'])).toBeGreaterThan(0);
+    app.clock.advance(61_000);
+    expect((await app.request({ method: 'POST', url: '/api/v1/auth/login', payload: { loginId: 'momiji-staff', password: TEST_PASSWORD }, remoteAddress: JP })).statusCode).toBe(200);
+  });
+
+  it('R11.1③ one credential used from many sources at once is locked and the customer flagged; its admins see it', async () => {
+    for (let i = 1; i <= 6; i++) {
+      await app.request({ method: 'GET', url: '/api/v1/data/collections', token, remoteAddress: `133.11.0.${i + 10}` });
+    }
+    const after = await app.request({ method: 'GET', url: '/api/v1/data/collections', token, remoteAddress: JP });
+    expect(after.statusCode).toBe(423);
+    expect(after.json().error.code).toBe('credential_locked');
+    admin = await app.signIn('momiji-admin');
+    const flags = await app.request({ method: 'GET', url: `/api/v1/customers/${customerId}/misuse-flags`, cookie: admin });
+    expect(flags.statusCode).toBe(200);
+    expect(flags.json().misuseFlags.map((f: { kind: string }) => f.kind)).toContain('many_sources');
+  });
+
+  it('R12.1 an operator with TOTP must give a fresh code; a code is not accepted twice', async () => {
+    ops = await app.signIn('gw-admin');
+    const enroll = await app.request({ method: 'POST', url: '/api/v1/me/totp/enroll', cookie: ops, payload: {} });
+    const { secret } = enroll.json();
+    const confirm = await app.request({ method: 'POST', url: '/api/v1/me/totp/confirm', cookie: ops, payload: { secret, code: totpCode(secret, app.clock.now()) } });
+    expect(confirm.statusCode).toBe(200);
+    app.clock.advance(31_000);
+    const without = await app.request({ method: 'POST', url: '/api/v1/auth/login', payload: { loginId: 'gw-admin', password: TEST_PASSWORD } });
+    expect(without.statusCode).toBe(401);
+    expect(without.json().error.details[0].path).toBe('totpCode');
+    const code = totpCode(secret, app.clock.now());
+    const ok = await app.request({ method: 'POST', url: '/api/v1/auth/login', payload: { loginId: 'gw-admin', password: TEST_PASSWORD, totpCode: code } });
+    expect(ok.statusCode).toBe(200);
+    const replay = await app.request({ method: 'POST', url: '/api/v1/auth/login', payload: { loginId: 'gw-admin', password: TEST_PASSWORD, totpCode: code } });
+    expect(replay.statusCode).toBe(401);
+    ops = `hokan_session=${ok.cookies.find((c) => c.name === 'hokan_session')!.value}`;
+  });
+
+  it('R13.1 an admin declares an emergency; it is audit-logged and visible in the status', async () => {
+    const on = await app.request({ method: 'POST', url: '/api/v1/gateway/emergency', cookie: ops, payload: { on: true, reason: '地震による回線逼迫' } });
+    expect(on.statusCode).toBe(200);
+    expect(on.json().emergency.on).toBe(true);
+    const status = await app.request({ method: 'GET', url: '/api/v1/gateway/status', cookie: ops });
+    expect(status.json().admission.emergency.on).toBe(true);
+    await app.request({ method: 'POST', url: '/api/v1/gateway/emergency', cookie: ops, payload: { on: false, reason: '復旧' } });
+  });
+});
