@@ -8,7 +8,7 @@ import type { Db } from '../core/db/database.js';
 import { latestGoodBackup, partAad, partKey } from './catalog.js';
 import { createDecryptStream } from './crypto/index.js';
 import { customerDataKey } from './keys.js';
-import type { RecordLine } from './manifest.js';
+import { recordLineText, type RecordLine } from './manifest.js';
 import type { BackupSettings } from './settings.js';
 import { HashingStream, ndjsonLines } from './streams.js';
 import { readManifest, targetStore, verifyBackup, type TargetName } from './verify.js';
@@ -77,18 +77,19 @@ export async function restoreDrill(deps: { db: Db; clock: Clock; settings: Backu
         reread.pipe(drain);
         let after: { c: string; i: string } | null = null;
         for (;;) {
-          const page: { rows: Array<{ collection: string; id: string; version: number; data: unknown; created_at: Date; updated_at: Date }> } = after
-            ? await sql<{ collection: string; id: string; version: number; data: unknown; created_at: Date; updated_at: Date }>`select * from drill_records where (collection, id) > (${after.c}, ${after.i}) order by collection, id limit 1000`.execute(trx)
-            : await sql<{ collection: string; id: string; version: number; data: unknown; created_at: Date; updated_at: Date }>`select * from drill_records order by collection, id limit 1000`.execute(trx);
+          type Row = { collection: string; id: string; version: number; data_text: string; created_at: Date; updated_at: Date };
+          const cols = sql`collection, id, version, data::text as data_text, created_at, updated_at`;
+          const page: { rows: Row[] } = after
+            ? await sql<Row>`select ${cols} from drill_records where (collection, id) > (${after.c}, ${after.i}) order by collection, id limit 1000`.execute(trx)
+            : await sql<Row>`select ${cols} from drill_records order by collection, id limit 1000`.execute(trx);
           for (const r of page.rows) {
-            const line: RecordLine = { c: r.collection, i: r.id, v: r.version, d: typeof r.data === 'string' ? JSON.parse(r.data) : r.data, ca: new Date(r.created_at).toISOString(), ua: new Date(r.updated_at).toISOString() };
-            reread.write(`${JSON.stringify(line)}\n`);
+            reread.write(recordLineText(r.collection, r.id, r.version, r.data_text, new Date(r.created_at), new Date(r.updated_at)));
             result.records.restored++;
             const bucket = (result.records.byCollection[r.collection] ??= { expected: 0, restored: 0 });
             bucket.restored++;
           }
           if (page.rows.length < 1000) break;
-          const last = page.rows[page.rows.length - 1]!;
+          const last: Row = page.rows[page.rows.length - 1]!;
           after = { c: last.collection, i: last.id };
         }
         reread.end();

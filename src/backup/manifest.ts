@@ -18,3 +18,12 @@ export interface RecordLine {
   ca: string;
   ua: string;
 }
+
+/**
+ * Serialises one record line from the database's own JSON text of `data` (`data::text`), so the
+ * backup neither parses nor re-stringifies every record; field order is fixed, so the backup and
+ * the drill produce byte-identical lines for the same rows.
+ */
+export function recordLineText(collection: string, id: string, version: number, dataJson: string, createdAt: Date, updatedAt: Date): string {
+  return `{"c":${JSON.stringify(collection)},"i":${JSON.stringify(id)},"v":${version},"d":${dataJson},"ca":"${createdAt.toISOString()}","ua":"${updatedAt.toISOString()}"}\n`;
+}

@@ -11,7 +11,7 @@ import type { BlobStore } from '../storage/index.js';
 import { partAad, partKey, type BackupPart, type BackupRow } from './catalog.js';
 import { createEncryptStream, encryptBuffer } from './crypto/index.js';
 import { customerDataKey } from './keys.js';
-import type { BackupManifest, RecordLine } from './manifest.js';
+import { recordLineText, type BackupManifest } from './manifest.js';
 import type { BackupSettings } from './settings.js';
 import { HashingStream, writeWithBackpressure } from './streams.js';
 
@@ -133,7 +133,7 @@ export async function runBackup(deps: BackupDeps, customerId: string, opts: { ge
         for (;;) {
           let q = trx
             .selectFrom('data_records')
-            .select(['collection', 'id', 'version', 'data', 'created_at', 'updated_at'])
+            .select(['collection', 'id', 'version', sql<string>`data::text`.as('data_text'), 'created_at', 'updated_at'])
             .where('customer_id', '=', customerId)
             .orderBy('collection')
             .orderBy('id')
@@ -141,8 +141,7 @@ export async function runBackup(deps: BackupDeps, customerId: string, opts: { ge
           if (after) q = q.where(sql<boolean>`(collection, id) > (${after.c}, ${after.i})`);
           const rows = await q.execute();
           for (const r of rows) {
-            const line: RecordLine = { c: r.collection, i: r.id, v: r.version, d: typeof r.data === 'string' ? JSON.parse(r.data) : r.data, ca: r.created_at.toISOString(), ua: r.updated_at.toISOString() };
-            await writeWithBackpressure(source, `${JSON.stringify(line)}\n`);
+            await writeWithBackpressure(source, recordLineText(r.collection, r.id, r.version, r.data_text, r.created_at, r.updated_at));
             counts[r.collection] = (counts[r.collection] ?? 0) + 1;
             recordCount++;
           }

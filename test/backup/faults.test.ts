@@ -427,9 +427,10 @@ function faultSuite(label: string, makeTarget: (base: string) => Promise<Target>
     try {
       await c.waitFor(/^target failed\n/m);
       // A healthy run fails within a fraction of a second of the fault.
-      outcome = (await c.waitFor(/^(done|failed) .*\n/m, 5_000))[0];
-    } catch (err) {
-      outcome = `no outcome: ${(err as Error).message.split(';')[0]}`;
+      outcome = await c.waitFor(/^(done|failed) .*\n/m, 5_000).then(
+        (m) => m[0],
+        () => `no outcome 5 s after the target failed: runBackup hangs (child stdout ends with ${JSON.stringify(c.out().slice(-60))})`,
+      );
     } finally {
       await c.kill();
       await openDb();
