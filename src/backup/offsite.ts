@@ -1,4 +1,7 @@
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { appendAudit, systemActor } from '../core/audit/audit-log.js';
+import { HashingStream } from './streams.js';
 import type { Clock } from '../core/clock.js';
 import type { Db } from '../core/db/database.js';
 import { getBackup, partKey, partsOf, type BackupRow } from './catalog.js';
@@ -19,7 +22,13 @@ export async function copyBackupOffsite(deps: { db: Db; clock: Clock; settings: 
     for (const part of partsOf(row)) {
       const key = partKey(row.customer_id, row.id, part.name);
       const existing = await settings.offsite.head(key);
-      if (existing && existing.size === part.size) continue; // copied by an earlier, interrupted run
+      if (existing && existing.size === part.size) {
+        // Copied by an earlier, interrupted run: trust it only if its bytes hash to the catalog.
+        const check = new HashingStream();
+        await pipeline(await settings.offsite.get(key), check, new Writable({ write: (_c, _e, cb) => cb() }));
+        if (check.sha256 === part.sha256) continue;
+        throw new Error(`the remote copy of part ${part.name} exists but does not match the catalog (SHA-256 ${check.sha256}); it cannot be replaced before its retention ends`);
+      }
       const copied = await settings.offsite.put(key, await settings.primary.get(key), { retainUntil: row.retain_until });
       if (copied.sha256 !== part.sha256) throw new Error(`part ${part.name} arrived with SHA-256 ${copied.sha256}, expected ${part.sha256}`);
     }

@@ -7,7 +7,7 @@ import { bi } from '../core/i18n.js';
 import { consumeDataDeletionDue, customerServiceState, listContracts, listDataDeletionDue } from '../contracts/contracts.js';
 import { getCustomer } from '../contracts/customers.js';
 import { END_REASONS, type EndReason } from '../contracts/vocabulary.js';
-import { BlobRetainedError, type BlobStore } from '../storage/index.js';
+import { BlobRetainedError, LocalDirectoryStore, type BlobStore } from '../storage/index.js';
 import { backupPrefix, partKey, partsOf } from './catalog.js';
 import type { DeletionCertificate } from './certificate.js';
 import { destroyCustomerKey } from './keys.js';
@@ -102,6 +102,7 @@ export async function purgeCustomer(deps: PurgeDeps, dueId: string): Promise<Del
   const now = clock.now();
   for (const f of progress.files) await deps.live.delete(f.blobKey, now);
   for await (const blob of deps.live.list(`customers/${customerId}/`)) await deps.live.delete(blob.key, now);
+  if (deps.live instanceof LocalDirectoryStore) await deps.live.removeLeftovers(`customers/${customerId}/`, now, 0);
 
   // 3. Every backup on both targets.
   const backups = await db.selectFrom('backups').selectAll().where('customer_id', '=', customerId).orderBy('started_at').execute();
@@ -133,6 +134,9 @@ export async function purgeCustomer(deps: PurgeDeps, dueId: string): Promise<Del
         deletedAt: retainedUntil ? null : now.toISOString(),
         retainedUntil: retainedUntil?.toISOString() ?? null,
       });
+    }
+    for (const store of [settings.primary, settings.offsite]) {
+      if (store instanceof LocalDirectoryStore) await store.removeLeftovers(backupPrefix(customerId, b.id), now, 0);
     }
     await db.updateTable('backups').set({ state: 'purged' }).where('id', '=', b.id).execute();
     certBackups.push({ backupId: b.id, createdAt: b.started_at.toISOString(), generation: b.generation, targets });

@@ -1,15 +1,17 @@
 import type { Clock } from '../core/clock.js';
 import type { Db } from '../core/db/database.js';
-import type { BlobStore } from '../storage/index.js';
+import { LocalDirectoryStore, type BlobStore } from '../storage/index.js';
 import { backupPrefix } from './catalog.js';
 import type { BackupSettings } from './settings.js';
 
-async function deletePrefix(store: BlobStore, prefix: string, now: Date): Promise<number> {
+export async function deletePrefix(store: BlobStore, prefix: string, now: Date): Promise<number> {
   let n = 0;
   for await (const blob of store.list(prefix)) {
     await store.delete(blob.key, now);
     n++;
   }
+  // What a killed upload left behind is not a blob, but it is still the customer's bytes.
+  if (store instanceof LocalDirectoryStore) n += await store.removeLeftovers(prefix, now);
   return n;
 }
 

@@ -35,6 +35,17 @@ function japanWeekStart(at: Date): string {
   return new Date(d.getTime() - back * DAY_MS).toISOString().slice(0, 10);
 }
 
+/**
+ * Waits for every step of a streamed part before reporting: on failure the store has finished
+ * cleaning up its partial object, and its own error (e.g. ENOSPC) is preferred over the echo of it
+ * that the other side of the stream reports.
+ */
+async function settleAll(steps: [Promise<unknown>, Promise<unknown>]): Promise<void> {
+  const [pipe, store] = await Promise.allSettled(steps);
+  if (store.status === 'rejected') throw store.reason;
+  if (pipe.status === 'rejected') throw pipe.reason;
+}
+
 export class BackupFailedError extends Error {
   readonly code = 'backup_failed';
 }
@@ -152,7 +163,7 @@ export async function runBackup(deps: BackupDeps, customerId: string, opts: { ge
         return filesInSnapshot;
       });
     source.end();
-    await Promise.all([chain, stored]);
+    await settleAll([chain, stored]);
 
     // 2. Every file of the snapshot, encrypted on its own, checked against its recorded hash.
     const manifestFiles: BackupManifest['files'] = [];
@@ -163,7 +174,7 @@ export async function runBackup(deps: BackupDeps, customerId: string, opts: { ge
       const enc = createEncryptStream(key, { aad: partAad(customerId, backupId, name) });
       const src = await deps.live.get(f.blob_key);
       const chainFile = pipeline(src, check, enc);
-      await Promise.all([chainFile, put(name, 'file', enc)]);
+      await settleAll([chainFile, put(name, 'file', enc)]);
       if (check.sha256 !== f.sha256 || check.bytes !== Number(f.size)) {
         throw new BackupFailedError(`live file ${f.id} does not match its recorded SHA-256 (stored ${f.sha256}, read ${check.sha256}): the live copy is damaged`);
       }

@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { once } from 'node:events';
 import { Transform, type Readable, type Writable } from 'node:stream';
 
 /** Passes bytes through while computing their SHA-256 and count. */
@@ -25,9 +24,32 @@ export class HashingStream extends Transform {
   }
 }
 
-/** Writes with backpressure; rejects if the stream fails meanwhile. */
+/**
+ * Writes with backpressure; rejects if the stream fails or is destroyed meanwhile. A destroyed
+ * stream never emits 'drain', so waiting for it alone could hang a backup inside its snapshot.
+ */
 export async function writeWithBackpressure(out: Writable, data: string | Buffer): Promise<void> {
-  if (!out.write(data)) await once(out, 'drain');
+  const dead = () => out.errored ?? (out.destroyed ? new Error('the backup stream was closed before it finished') : null);
+  const before = dead();
+  if (before) throw before;
+  if (out.write(data)) return;
+  await new Promise<void>((resolve, reject) => {
+    const done = (err?: Error | null) => {
+      out.off('drain', onDrain);
+      out.off('close', onClose);
+      out.off('error', onError);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onDrain = () => done();
+    const onClose = () => done(dead() ?? new Error('the backup stream was closed before it finished'));
+    const onError = (err: Error) => done(err);
+    out.on('drain', onDrain);
+    out.on('close', onClose);
+    out.on('error', onError);
+    const now = dead();
+    if (now) done(now);
+  });
 }
 
 /** Yields complete lines of a UTF-8 NDJSON stream; errors of the stream surface here. */

@@ -9,9 +9,13 @@ import { compileOriginPolicy, CountryLookup, type OriginPolicy } from './geo/ind
 import { MisuseDetector, type MisuseFinding } from './misuse/index.js';
 import { AdmissionController, type AdmissionRequest } from './priority/index.js';
 import type { GatewaySettings } from './settings.js';
+import { IdsEngine } from './ids/index.js';
+import { SourceRateMonitor } from './rate.js';
 
 /** The ingress chain's parts, built once per instance (R4.1, R11.1③, R12.2, R13.1). */
 export class Gateway {
+  readonly ids: IdsEngine;
+  readonly rates: SourceRateMonitor;
   readonly events: GatewayEventRecorder;
   readonly misuse: MisuseDetector;
   readonly admission: AdmissionController;
@@ -25,6 +29,8 @@ export class Gateway {
     private readonly logger: Logger,
   ) {
     this.events = new GatewayEventRecorder(db, clock, logger);
+    this.ids = IdsEngine.fromFile(settings.idsRulesPath ?? undefined);
+    this.rates = new SourceRateMonitor(clock, settings.rateLimitPerSecond);
     this.misuse = new MisuseDetector(clock);
     const priority = settings.priorityPaths;
     this.admission = new AdmissionController({

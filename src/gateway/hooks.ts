@@ -114,12 +114,55 @@ export function installGatewayAfterAuth(app: FastifyInstance, ctx: AppContext, g
   });
 }
 
+function idsBlocked(cls: string): HokanError {
+  return new HokanError(
+    'forbidden',
+    bi('攻撃の疑いがある通信のため遮断しました（利用規約第12条）。誤りと思われる場合はサービス提供者にお問い合わせください。', 'Blocked as a suspected attack (Terms, Art. 12). If you think this is a mistake, please contact the provider.'),
+    [{ path: 'request', message: `ids:${cls}` }],
+  );
+}
+
+/**
+ * R12.2: the IDS sees method, path, query, headers and the body (up to its limit) after parsing
+ * and before validation, so malformed input is inspected too. Each finding is recorded with its
+ * rule, class, source, customer and a redacted sample; classes in block mode stop the request.
+ * Per-source request rates above the limit are recorded as DoS attempts and refused.
+ */
+export function installIds(app: FastifyInstance, gateway: Gateway): void {
+  app.addHook('preValidation', async (req) => {
+    const path = pathOf(req.url);
+    if (EXEMPT.has(path)) return;
+    const p = req.principal;
+    const who = { sourceIp: req.ip, customerId: p && p.kind !== 'operator' ? p.customerId : null, credentialId: p ? (p.kind === 'api_token' ? p.tokenId : p.userId) : null, method: req.method, path };
+    // The provider's own networks (and a reverse proxy not yet declared trusted) are not rate-limited:
+    // one address would stand for everyone behind it.
+    const rate = req.origin?.reason === 'private_network' ? null : gateway.rates.hit(req.ip);
+    if (rate?.over) {
+      if (rate.firstOver) gateway.events.record({ kind: 'ids', class: 'dos', ruleId: 'RATE-001', action: 'block', ...who, details: { limitPerSecond: gateway.rates.limitPerSecond } });
+      throw idsBlocked('dos');
+    }
+    const q = req.url.indexOf('?');
+    const b = req.body;
+    const body = b === undefined || b === null ? undefined : typeof b === 'string' || Buffer.isBuffer(b) ? b : typeof (b as { pipe?: unknown }).pipe === 'function' ? undefined : JSON.stringify(b);
+    const findings = gateway.ids.inspect({ method: req.method, path, query: q < 0 ? '' : req.url.slice(q + 1), headers: req.headers, ...(body !== undefined ? { body } : {}), ...(req.headers['content-type'] ? { contentType: req.headers['content-type'] } : {}) });
+    if (findings.length === 0) return;
+    const decision = gateway.ids.decide(findings);
+    for (const f of findings) gateway.events.record({ kind: 'ids', class: f.class, ruleId: f.ruleId, action: decision.action, ...who, sample: f.sample, details: { target: f.target, severity: f.severity } });
+    if (decision.action === 'block') throw idsBlocked(findings.find((f) => gateway.ids.getMode(f.class) === 'block')?.class ?? findings[0]!.class);
+  });
+}
+
+/** Requests the framework refused before any route ran (malformed JSON, wrong media type): recorded as protocol violations. */
+export function recordProtocolViolation(gateway: Gateway, req: FastifyRequest, code: string): void {
+  gateway.events.record({ kind: 'ids', class: 'protocol_violation', ruleId: code, action: 'block', sourceIp: req.ip, method: req.method, path: pathOf(req.url) });
+}
+
 export function registerGatewayRoutes(app: FastifyInstance, ctx: AppContext, gateway: Gateway): void {
   const r = router(app);
 
   r.get('/gateway/status', { schema: { tags: ['gateway'], summary: 'Geo database version, admission state, misuse state size' } }, async (req) => {
     requireOperatorRole(principalOf(req), 'admin', 'operator', 'support');
-    return { geo: gateway.geo.info(), admission: gateway.admission.stats(), misuse: gateway.misuse.stateSize(), trustedProxies: gateway.settings.trustedProxies };
+    return { geo: gateway.geo.info(), ids: { rulesVersion: gateway.ids.version, rules: gateway.ids.rules.length }, admission: gateway.admission.stats(), misuse: gateway.misuse.stateSize(), trustedProxies: gateway.settings.trustedProxies };
   });
 
   r.get('/gateway/statistics', {

@@ -14,6 +14,10 @@ export interface GatewaySettings {
   /** Path prefixes of the Software's urgent (emergency care) endpoints, admitted first. */
   priorityPaths: string[];
   operatorTotpRequired: boolean;
+  /** A versioned IDS rules file other than the shipped one. */
+  idsRulesPath: string | null;
+  /** Requests per second from one source above which the IDS records (and blocks) a DoS attempt. */
+  rateLimitPerSecond: number;
 }
 
 const list = z.string().transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean));
@@ -27,6 +31,8 @@ const envSchema = z.object({
   HOKAN_LATENCY_THRESHOLD_MS: z.coerce.number().int().min(10).max(600_000).default(2000),
   HOKAN_PRIORITY_PATHS: list.default(['/api/v1/data/collections/emergency']),
   HOKAN_OPERATOR_TOTP: z.enum(['required', 'optional']).default('optional'),
+  HOKAN_IDS_RULES: z.string().min(1).optional(),
+  HOKAN_SOURCE_RATE_LIMIT: z.coerce.number().int().min(1).max(1_000_000).default(200),
 });
 
 export class GatewayConfigError extends Error {
@@ -48,5 +54,7 @@ export function loadGatewaySettings(env: NodeJS.ProcessEnv): GatewaySettings {
     latencyThresholdMs: e.HOKAN_LATENCY_THRESHOLD_MS,
     priorityPaths: e.HOKAN_PRIORITY_PATHS,
     operatorTotpRequired: e.HOKAN_OPERATOR_TOTP === 'required',
+    idsRulesPath: e.HOKAN_IDS_RULES ?? null,
+    rateLimitPerSecond: e.HOKAN_SOURCE_RATE_LIMIT,
   };
 }

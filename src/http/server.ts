@@ -1,7 +1,7 @@
 import fastifyCookie from '@fastify/cookie';
 import fastifySwagger from '@fastify/swagger';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
-import { installGatewayAfterAuth, installGatewayEntry, registerGatewayRoutes } from '../gateway/hooks.js';
+import { installGatewayAfterAuth, installGatewayEntry, installIds, recordProtocolViolation, registerGatewayRoutes } from '../gateway/hooks.js';
 import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { resolveApiToken } from '../accounts/api-tokens.js';
 import { registerAccountRoutes } from '../accounts/routes.js';
@@ -94,7 +94,10 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
   app.addHook('onRequest', async (req) => {
     await authenticateRequest(ctx, req);
   });
-  if (ctx.gateway) installGatewayAfterAuth(app, ctx, ctx.gateway);
+  if (ctx.gateway) {
+    installGatewayAfterAuth(app, ctx, ctx.gateway);
+    installIds(app, ctx.gateway);
+  }
   // A browser sends cookies cross-site, but not a JSON content type or a foreign Origin without
   // CORS consent: requiring both for cookie-authenticated writes closes the CSRF hole.
   app.addHook('preHandler', async (req) => {
@@ -121,6 +124,7 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
       }));
       return reply.code(400).send(errors.validation(details).toJSON());
     }
+    if (ctx.gateway && typeof err.code === 'string' && err.code.startsWith('FST_ERR_CTP_')) recordProtocolViolation(ctx.gateway, req, err.code);
     const known = err instanceof HokanError ? err : fromFastifyError(err);
     if (known) return reply.code(known.httpStatus).send(known.toJSON());
     req.log.error({ err }, 'unhandled error');

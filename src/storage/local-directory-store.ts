@@ -174,6 +174,51 @@ export class LocalDirectoryStore implements BlobStore {
     }
   }
 
+  /**
+   * Removes what a killed process left under a prefix: temp files older than `olderThanMs` (an
+   * upload in progress is younger) and directories left empty. `list` never shows these, so the
+   * expiry and the purge call this after deleting a prefix's blobs.
+   */
+  async removeLeftovers(prefix: string, now: Date, olderThanMs = 3_600_000): Promise<number> {
+    validateBlobPrefix(prefix);
+    const slash = prefix.lastIndexOf('/');
+    const startRel = slash === -1 ? '' : prefix.slice(0, slash);
+    let removed = 0;
+    const sweep = async (dirRel: string): Promise<boolean> => {
+      let entries;
+      try {
+        entries = await fsp.readdir(path.join(this.root, dirRel), { withFileTypes: true });
+      } catch (err) {
+        if (isMissing(err)) return true;
+        throw this.translate(new FsFailure('readdir', err));
+      }
+      let empty = true;
+      for (const entry of entries) {
+        const rel = dirRel === '' ? entry.name : `${dirRel}/${entry.name}`;
+        const full = path.join(this.root, rel);
+        if (entry.isDirectory() && (rel.startsWith(prefix) || prefix.startsWith(`${rel}/`))) {
+          if (await sweep(rel)) {
+            if (rel.startsWith(prefix)) await fsp.rmdir(full).catch(() => {});
+          } else empty = false;
+          continue;
+        }
+        if (entry.isFile() && rel.startsWith(prefix) && entry.name.includes(TMP_MARKER)) {
+          const st = await fsp.stat(full).catch(() => null);
+          if (st && now.getTime() - st.mtimeMs >= olderThanMs) {
+            await fsp.chmod(full, 0o600).catch(() => {});
+            await fsp.rm(full, { force: true });
+            removed++;
+            continue;
+          }
+        }
+        empty = false;
+      }
+      return empty;
+    };
+    await sweep(startRel);
+    return removed;
+  }
+
   private async *walk(dirRel: string, prefix: string): AsyncGenerator<BlobInfo> {
     let dir;
     try {

@@ -7,6 +7,7 @@ import { pipeline, Transform } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getBackup, latestGoodBackup, partKey, partsOf, type BackupRow } from '../../src/backup/catalog.js';
 import { restoreCustomer } from '../../src/backup/restore.js';
+import { expireBackups } from '../../src/backup/retention.js';
 import { BackupFailedError, failAbandonedBackups, runBackup, type BackupDeps } from '../../src/backup/run-backup.js';
 import { loadBackupSettings, type BackupSettings } from '../../src/backup/settings.js';
 import { verifyBackup } from '../../src/backup/verify.js';
@@ -43,7 +44,7 @@ interface Child {
 }
 
 function startChild(config: ChildConfig): Child {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/backup-child.ts', JSON.stringify(config)], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/backup-child.ts', JSON.stringify(config)], { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] });
   children.add(child);
   let out = '';
   let err = '';
@@ -420,6 +421,22 @@ function faultSuite(label: string, makeTarget: (base: string) => Promise<Target>
     expect((await verifyBackup(deps(), good.id)).ok).toBe(true);
   });
 
+  it(`${label}: once their retention has ended, nothing of the killed backups remains on the target`, async () => {
+    const rows = await Promise.all(killed.map((id) => getBackup(db(), id)));
+    const after = new ManualClock(new Date(Math.max(...rows.map((r) => r.retain_until.getTime())) + 24 * HOUR));
+    const { expired } = await expireBackups({ db: db(), clock: after, settings });
+    expect(expired).toEqual(expect.arrayContaining(killed));
+    expect(expired).not.toContain(good.id); // the newest good backup is always kept
+    for (const id of killed) {
+      expect((await getBackup(db(), id)).state).toBe('expired');
+      // Not only the finished parts: also what the killed put was writing when the process died.
+      const dir = path.join(dirs.primary, 'backups', customerId, id);
+      const left = fs.existsSync(dir) ? (fs.readdirSync(dir, { recursive: true, withFileTypes: true }) as fs.Dirent[]).filter((e) => e.isFile()).map((e) => e.name) : [];
+      expect(left, `backup ${id}`).toEqual([]);
+    }
+    expect((await verifyBackup(deps(after), good.id)).ok).toBe(true);
+  });
+
   it(`${label}: the target failing while the snapshot reader fetches the next page of records fails the backup (does not hang)`, async () => {
     await closeDb();
     const c = startChild(childConfig({ fault: { kind: 'target-fails-between-record-pages', page: 3 } }));
@@ -446,7 +463,7 @@ function faultSuite(label: string, makeTarget: (base: string) => Promise<Target>
   });
 }
 
-describe('SIGKILL and target faults mid-backup (real child process)', () => {
+describe('SIGKILL mid-backup: no partial backup is ever marked good, and the next run completes (real child process)', () => {
   describe('PGlite data directory', () => {
     faultSuite('PGlite', async (base) => {
       const dir = path.join(base, 'db');

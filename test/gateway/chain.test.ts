@@ -127,3 +127,39 @@ describe.each(databaseKinds)('the gateway chain on %s', (kind) => {
     await app.request({ method: 'POST', url: '/api/v1/gateway/emergency', cookie: ops, payload: { on: false, reason: '復旧' } });
   });
 });
+
+describe('R12.2 the IDS in the chain', () => {
+  let app: TestApp;
+  let token: string;
+  beforeAll(async () => {
+    app = await startTestApp('pglite');
+    const c = await addCustomerWithContract(app, 'kaki');
+    await addCustomerUser(app, c.customer.id, 'kaki-admin', 'customer_admin');
+    const admin = await app.signIn('kaki-admin');
+    token = (await app.request({ method: 'POST', url: `/api/v1/customers/${c.customer.id}/api-tokens`, cookie: admin, payload: { name: 'sw' } })).json().token;
+  });
+  afterAll(async () => app?.close());
+
+  it('lets care records with Japanese text through and blocks an injection, recording rule, class and a redacted sample', async () => {
+    const ok = await app.request({ method: 'POST', url: '/api/v1/data/collections/notes/records', token, payload: { id: 'n1', data: { text: '血圧 120/80、服薬 ○。select した献立は union 食堂の「drop 缶」', file: 'ケアプラン(2026-11).pdf' } } });
+    expect(ok.statusCode).toBe(201);
+    const attack = await app.request({ method: 'GET', url: `/api/v1/data/collections/notes/records?where=${encodeURIComponent(`{"id":"1' UNION SELECT password FROM users--"}`)}`, token });
+    expect(attack.statusCode).toBe(403);
+    expect(attack.json().error.details).toEqual([{ path: 'request', message: 'ids:sql_injection' }]);
+    await app.ctx.gateway!.events.flush();
+    const rows = await app.ctx.db.selectFrom('gateway_events').selectAll().where('kind', '=', 'ids').execute();
+    const hit = rows.find((r) => r.class === 'sql_injection')!;
+    expect(hit).toMatchObject({ action: 'block', path: '/api/v1/data/collections/notes/records' });
+    expect(hit.rule_id).toMatch(/^SQLI-/);
+    expect(hit.customer_id).not.toBeNull();
+    expect(JSON.stringify(rows)).not.toContain(token);
+  });
+
+  it('records malformed requests the framework refuses as protocol violations', async () => {
+    const bad = await app.request({ method: 'POST', url: '/api/v1/data/collections/notes/records', token, headers: { 'content-type': 'application/json' }, payload: '{"id": ' });
+    expect(bad.statusCode).toBe(400);
+    await app.ctx.gateway!.events.flush();
+    const rows = await app.ctx.db.selectFrom('gateway_events').selectAll().where('class', '=', 'protocol_violation').execute();
+    expect(rows.length).toBeGreaterThan(0);
+  });
+});

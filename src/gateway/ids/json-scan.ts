@@ -8,7 +8,7 @@
 export interface JsonSegment {
   /** e.g. `data.resident.name`, `data.tags[]`; capped in length. */
   path: string;
-  /** The segment is an object key, not a value. */
+  /** The segment is an object key, not a value; its text is `parent.key` when it has a parent. */
   key: boolean;
   /** The nearest property name: the key itself, or the key the value (or its array) sits under. */
   name: string;
@@ -24,6 +24,11 @@ export interface JsonScan {
   deepestPath: string;
   longestArrayPath: string;
   widestObjectPath: string;
+  /**
+   * Nothing but JSON tokens outside the strings. When false (`{"a":1} union select …`), the
+   * caller must look at the whole text too, since the strings alone do not show the payload.
+   */
+  clean: boolean;
 }
 
 interface Frame {
@@ -67,10 +72,23 @@ function isSpace(c: number): boolean {
   return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 }
 
+function endsLiteral(c: number): boolean {
+  return isSpace(c) || c === 0x22 || c === 0x2c || c === 0x3a || c === 0x5b || c === 0x5d || c === 0x7b || c === 0x7d;
+}
+
+const NUMBER_CHARS = /^-?[0-9][0-9.eE+-]*$|^-$/;
+const WORDS = ['true', 'false', 'null'];
+
+/** A number or true/false/null; at the very end of the text, a prefix of one (a cut-off body). */
+function validLiteral(run: string, atEnd: boolean): boolean {
+  if (NUMBER_CHARS.test(run)) return true;
+  return WORDS.some((w) => w === run || (atEnd && w.startsWith(run)));
+}
+
 export function scanJson(text: string, basePath = ''): JsonScan {
   const segments: JsonSegment[] = [];
   const stack: Frame[] = [];
-  const result: JsonScan = { segments, maxDepth: 0, maxArrayLength: 0, maxKeys: 0, deepestPath: basePath, longestArrayPath: basePath, widestObjectPath: basePath };
+  const result: JsonScan = { segments, maxDepth: 0, maxArrayLength: 0, maxKeys: 0, deepestPath: basePath, longestArrayPath: basePath, widestObjectPath: basePath, clean: true };
   const close = (f: Frame) => {
     if (f.array) {
       if (f.count > result.maxArrayLength) {
@@ -122,7 +140,8 @@ export function scanJson(text: string, basePath = ''): JsonScan {
         top.key = s;
         top.count++;
         top.expectKey = false;
-        segments.push({ path: childPath(top.path, s), key: true, name: s, text: s });
+        // A key is seen with its parent's name (`constructor.prototype`), so nesting tricks show.
+        segments.push({ path: childPath(top.path, s), key: true, name: s, text: top.name === '' ? s : `${top.name}.${s}` });
       } else {
         const at = placeValue();
         segments.push({ path: at.path, key: false, name: at.name, text: s });
@@ -150,9 +169,14 @@ export function scanJson(text: string, basePath = ''): JsonScan {
       const top = stack[stack.length - 1];
       if (top !== undefined && !top.array) top.expectKey = false;
     } else if (!isSpace(c)) {
-      // A number or literal: counted once as an array element, otherwise skipped.
+      // A number or literal: counted once as an array element, checked, skipped.
       const top = stack[stack.length - 1];
       if (top !== undefined && top.array && top.count === 0) top.count = 1;
+      let j = i + 1;
+      while (j < n && !endsLiteral(text.charCodeAt(j))) j++;
+      if (result.clean && !validLiteral(text.slice(i, Math.min(j, i + 40)), j === n)) result.clean = false;
+      i = j;
+      continue;
     }
     i++;
   }

@@ -42,6 +42,7 @@ export const IDS_CHECKS = [
   'query_param_count',
   'url_length',
   'content_length_conflict',
+  'unknown_method',
 ] as const;
 export type IdsCheckName = (typeof IDS_CHECKS)[number];
 
@@ -75,6 +76,7 @@ export interface IdsRuleSpec {
   triggers?: string[];
   view?: IdsView;
   check?: IdsCheckName;
+  /** Limits of a check, e.g. `{ "max": 32 }`. */
   params?: Record<string, number>;
 }
 
