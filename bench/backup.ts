@@ -500,7 +500,7 @@ function summarize(r: SizeResult): Summary & { detail: Record<string, number | n
       backup_peak_rss_mb: round(mb(Math.max(...r.runs.map((x) => x.backupPeak))), 1),
       restore_peak_rss_mb: round(mb(Math.max(...r.runs.map((x) => x.restorePeak))), 1),
       rss_before_restore_mb: round(mb(Math.min(...r.runs.map((x) => x.rssBeforeRestore))), 1),
-      // JS heap and ArrayBuffers (Node Buffers; PGlite's WebAssembly memory is not counted here) before → peak:
+      // JS heap and ArrayBuffers (Node Buffers) before → peak:
       backup_heap_used_mb: round(mb(r.runs[0]!.backupMem.before.heapUsed), 1),
       backup_heap_used_peak_mb: round(mb(Math.max(...r.runs.map((x) => x.backupMem.peak.heapUsed))), 1),
       backup_array_buffers_mb: round(mb(r.runs[0]!.backupMem.before.arrayBuffers), 1),
@@ -509,6 +509,11 @@ function summarize(r: SizeResult): Summary & { detail: Record<string, number | n
       restore_heap_used_peak_mb: round(mb(Math.max(...r.runs.map((x) => x.restoreMem.peak.heapUsed))), 1),
       restore_array_buffers_mb: round(mb(r.runs[0]!.restoreMem.before.arrayBuffers), 1),
       restore_array_buffers_peak_mb: round(mb(Math.max(...r.runs.map((x) => x.restoreMem.peak.arrayBuffers))), 1),
+      // V8 "external" memory: Buffers plus WebAssembly memory, i.e. PGlite's Postgres heap when embedded.
+      backup_external_mb: round(mb(r.runs[0]!.backupMem.before.external), 1),
+      backup_external_peak_mb: round(mb(Math.max(...r.runs.map((x) => x.backupMem.peak.external))), 1),
+      restore_external_mb: round(mb(r.runs[0]!.restoreMem.before.external), 1),
+      restore_external_peak_mb: round(mb(Math.max(...r.runs.map((x) => x.restoreMem.peak.external))), 1),
       // Peaks in the first / second half of each phase (first run): a second half well above the first means growth.
       backup_rss_half1_mb: round(mb(r.runs[0]!.backupMem.halves.rss[0]), 1),
       backup_rss_half2_mb: round(mb(r.runs[0]!.backupMem.halves.rss[1]), 1),
@@ -611,6 +616,7 @@ async function main(): Promise<void> {
       { metric: '  restore: RSS / JS heap (before → peak)', value: `${n('rss_before_restore_mb')} → ${n('restore_peak_rss_mb')} / ${n('restore_heap_used_mb')} → ${n('restore_heap_used_peak_mb')}` },
       { metric: '  RSS peak 1st / 2nd half: backup; restore', value: `${n('backup_rss_half1_mb')} / ${n('backup_rss_half2_mb')}; ${n('restore_rss_half1_mb')} / ${n('restore_rss_half2_mb')}` },
       { metric: '  Buffers: backup / restore (before → peak)', value: `${n('backup_array_buffers_mb')} → ${n('backup_array_buffers_peak_mb')} / ${n('restore_array_buffers_mb')} → ${n('restore_array_buffers_peak_mb')}` },
+      { metric: '  external (Buffers + WASM): backup / restore', value: `${n('backup_external_mb')} → ${n('backup_external_peak_mb')} / ${n('restore_external_mb')} → ${n('restore_external_peak_mb')}` },
       { metric: 'seconds: tar -czf all / records / files', value: `${n('tar_czf_s', 2)} / ${n('tar_czf_records_only_s', 2)} / ${n('tar_czf_files_only_s', 2)}` },
       { metric: 'seconds: backup all / records / files', value: `${n('backup_s', 2)} / ${n('backup_records_s', 2)} / ${n('backup_files_s', 2)}` },
       { metric: 'seconds: backup CPU (all threads of this process)', value: n('backup_cpu_s', 2) },
@@ -633,7 +639,8 @@ async function main(): Promise<void> {
         ? `RSS includes PGlite, which runs inside this process: ${fixed(mb(rssNoDb))} MiB before the DB opened, ${fixed(bigResult.rss_before_mb)} MiB after,`
         : 'RSS is this process only (the PostgreSQL server is a separate process).',
       pglite ? 'so peak_rss_mb cannot go below ~300 here; backup_added_rss_mb (what backup + restore add) is the figure to judge.' : '',
-      pglite ? 'PGlite\'s own buffers grow while the restore writes (WebAssembly memory is not in the JS heap / Buffers rows).' : '',
+      pglite ? 'PGlite\'s Postgres heap is WebAssembly memory: it shows in "external", not in the JS heap or Buffers.' : '',
+      'JS heap peaks include garbage not yet collected: V8 lets the heap grow with the allocation rate.',
       gcForced ? 'A full GC runs before each measured phase, so "before" figures are live memory, not set-up garbage.' : 'WARNING: no GC could be forced before the phases; "before" figures include garbage.',
       `Kernel high-water mark over the phases (catches spikes between the 50 ms samples): ${bigResult.peak_rss_hwm_mb ?? 'n/a'} MiB.`,
       profile ? 'PROFILED RUN (--profile): the large run ran under the CPU profiler; its times are slower than normal.' : '',

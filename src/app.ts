@@ -29,7 +29,7 @@ export function databaseTargetOf(config: Config): DatabaseTarget {
 /** Wires one hokan instance: database (migrated), job queue with every domain's jobs, HTTP server. */
 export async function createApp(
   config: Config,
-  opts: { clock?: Clock; logger?: Logger; database?: DatabaseHandle; files?: BlobStore; env?: NodeJS.ProcessEnv } = {},
+  opts: { clock?: Clock; logger?: Logger; database?: DatabaseHandle; files?: BlobStore; env?: NodeJS.ProcessEnv; /** false only to measure the bare route in the gateway benchmark */ gateway?: boolean } = {},
 ): Promise<App> {
   const logger = opts.logger ?? pino({ level: config.logLevel, base: { instance: config.instanceId } });
   const database = opts.database ?? (await openDatabase(databaseTargetOf(config)));
@@ -42,7 +42,7 @@ export async function createApp(
   const files = opts.files ?? parseBlobStoreUrl(config.filesUrl, config.s3Credentials);
   const backup = await loadBackupSettings(opts.env ?? process.env, { dataDir: config.dataDir, files, embedded: database.kind === 'pglite', s3Credentials: config.s3Credentials });
   registerBackupJobs(queue, { live: files, settings: backup, instanceId: config.instanceId, providerName: config.providerName, logger });
-  const gateway = await Gateway.create(loadGatewaySettings(opts.env ?? process.env), database.db, clock, logger);
+  const gateway = opts.gateway === false ? undefined : await Gateway.create(loadGatewaySettings(opts.env ?? process.env), database.db, clock, logger);
   const ctx: AppContext = { db: database.db, clock, config, queue, logger, files, backup, gateway };
   const server = await buildServer(ctx);
   let closed = false;
@@ -55,7 +55,7 @@ export async function createApp(
       closed = true;
       await queue.stop();
       await server.close();
-      await gateway.stop();
+      await gateway?.stop();
       await database.close();
     },
   };

@@ -15,9 +15,12 @@ export interface MemoryPeaks {
   /** Kernel high-water mark over the phase, when it could be reset at start(); else null. */
   hwmBytes: number | null;
   samples: number;
-  /** Where memory lives, to tell this process's JavaScript from what else is resident: */
-  before: { heapUsed: number; arrayBuffers: number };
-  peak: { heapUsed: number; arrayBuffers: number };
+  /**
+   * Where memory lives, to tell this process's JavaScript from what else is resident. `external`
+   * includes WebAssembly memory (PGlite's whole Postgres heap) as well as Buffers (`arrayBuffers`).
+   */
+  before: { heapUsed: number; arrayBuffers: number; external: number };
+  peak: { heapUsed: number; arrayBuffers: number; external: number };
   /**
    * Peaks in the first and the second half of the phase. Memory that grows with the data processed
    * shows as a second half clearly above the first; a bounded pipeline shows two similar figures.
@@ -31,8 +34,8 @@ export class RssSampler {
   #peak = 0;
   #samples = 0;
   #hwmReset = false;
-  #before = { heapUsed: 0, arrayBuffers: 0 };
-  #peakParts = { heapUsed: 0, arrayBuffers: 0 };
+  #before = { heapUsed: 0, arrayBuffers: 0, external: 0 };
+  #peakParts = { heapUsed: 0, arrayBuffers: 0, external: 0 };
   #trace: Array<{ t: number; rss: number; heapUsed: number }> = [];
 
   constructor(intervalMs = 50) {
@@ -44,7 +47,7 @@ export class RssSampler {
     this.#hwmReset = resetHighWaterMark();
     const m = process.memoryUsage();
     this.#peak = m.rss;
-    this.#before = { heapUsed: m.heapUsed, arrayBuffers: m.arrayBuffers };
+    this.#before = { heapUsed: m.heapUsed, arrayBuffers: m.arrayBuffers, external: m.external };
     this.#peakParts = { ...this.#before };
     this.#samples = 1;
     this.#trace = [{ t: performance.now(), rss: m.rss, heapUsed: m.heapUsed }];
@@ -56,6 +59,7 @@ export class RssSampler {
     if (m.rss > this.#peak) this.#peak = m.rss;
     if (m.heapUsed > this.#peakParts.heapUsed) this.#peakParts.heapUsed = m.heapUsed;
     if (m.arrayBuffers > this.#peakParts.arrayBuffers) this.#peakParts.arrayBuffers = m.arrayBuffers;
+    if (m.external > this.#peakParts.external) this.#peakParts.external = m.external;
     this.#samples++;
     this.#trace.push({ t: performance.now(), rss: m.rss, heapUsed: m.heapUsed });
   }

@@ -12,6 +12,9 @@ import type { GatewaySettings } from './settings.js';
 import { IdsEngine } from './ids/index.js';
 import { SourceRateMonitor } from './rate.js';
 
+/** Paths only the provider's staff use: kept answerable under congestion. */
+const PROVIDER_PATHS = ['/api/v1/gateway', '/api/v1/backups', '/api/v1/audit', '/api/v1/operators', '/api/v1/data-deletion-due'];
+
 /** The ingress chain's parts, built once per instance (R4.1, R11.1③, R12.2, R13.1). */
 export class Gateway {
   readonly ids: IdsEngine;
@@ -36,13 +39,16 @@ export class Gateway {
     this.admission = new AdmissionController({
       maxConcurrent: settings.maxConcurrent,
       latencyThresholdMs: settings.latencyThresholdMs,
+      // Priority requests wait up to this long for a slot instead of failing on a momentary peak.
+      maxQueueMs: 5000,
       clock,
       classes: [
         // R13.1: communications urgent for the public interest (the Software's emergency care endpoints)
         // first. The reserve must cover their usual concurrency plus its spread (decision 0014).
         { name: 'emergency_care', reservedSlots: Math.max(1, Math.floor(settings.maxConcurrent * 0.3)), match: (r: AdmissionRequest) => priority.some((p) => r.path.startsWith(p)) },
-        // The provider's own operations keep working while customers' traffic is shed…
-        { name: 'provider_operations', reservedSlots: Math.max(1, Math.floor(settings.maxConcurrent * 0.05)), match: (r: AdmissionRequest) => r.principalKind === 'operator' },
+        // The provider's own operations keep working while customers' traffic is shed… (classified
+        // by path: admission runs before authentication, where who is calling is not yet known)
+        { name: 'provider_operations', reservedSlots: Math.max(1, Math.floor(settings.maxConcurrent * 0.05)), match: (r: AdmissionRequest) => PROVIDER_PATHS.some((p) => r.path.startsWith(p)) },
         // …including signing in to manage the emergency.
         { name: 'sign_in', reservedSlots: 2, match: (r: AdmissionRequest) => r.path === '/api/v1/auth/login' },
       ],

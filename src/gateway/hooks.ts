@@ -11,6 +11,7 @@ import { appendAudit } from '../core/audit/audit-log.js';
 import { gatewayStatistics } from './events.js';
 import type { Gateway } from './gateway.js';
 import { decideOrigin, refusalError, type OriginDecision } from './geo/index.js';
+import { STANDARD_CLASS } from './priority/index.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -50,9 +51,28 @@ export function installGatewayEntry(app: FastifyInstance, ctx: AppContext, gatew
   app.addHook('onRequest', async (req, reply) => {
     reply.headers(headers);
     if (EXEMPT.has(pathOf(req.url))) return;
+    const path = pathOf(req.url);
     const decision = decideOrigin(req.ip, gateway.geo, gateway.origin);
     req.origin = decision;
-    if (decision.allowed) return;
+    if (decision.allowed) {
+      // R13.1: admission before any costly work (authentication is a database lookup), so that
+      // under overload the waiting happens here, where priority classes are served first.
+      // Priority classes may wait briefly for a slot (and are served first); standard traffic is
+      // refused at once, so it never holds connections open while shedding.
+      const ask = { method: req.method, path };
+      const admission = gateway.admission.classify(ask) === STANDARD_CLASS ? gateway.admission.tryAdmit(ask) : await gateway.admission.admit(ask);
+      if (admission.admitted && req.raw.destroyed) {
+        admission.release();
+        return;
+      }
+      if (!admission.admitted) {
+        gateway.events.record({ kind: 'admission_rejected', class: admission.class, action: 'reject', sourceIp: req.ip, method: req.method, path });
+        reply.header('retry-after', String(admission.retryAfterSeconds));
+        throw overloaded(admission.retryAfterSeconds);
+      }
+      req.releaseAdmission = admission.release;
+      return;
+    }
     await authenticateRequest(ctx, req).catch(() => undefined);
     const p = req.principal;
     gateway.events.record({
@@ -64,7 +84,7 @@ export function installGatewayEntry(app: FastifyInstance, ctx: AppContext, gatew
       customerId: p && p.kind !== 'operator' ? p.customerId : null,
       credentialId: p ? (p.kind === 'api_token' ? p.tokenId : p.userId) : null,
       method: req.method,
-      path: pathOf(req.url),
+      path,
     });
     // R15.1①: use from abroad by a credential is itself a misuse signal.
     if (p && p.kind !== 'operator') {
@@ -83,9 +103,9 @@ function overloaded(retryAfterSeconds: number): HokanError {
   );
 }
 
-/** Runs after authentication: misuse signals from credential use (R11.1③) and priority admission (R13.1). */
-export function installGatewayAfterAuth(app: FastifyInstance, ctx: AppContext, gateway: Gateway): void {
-  app.addHook('onRequest', async (req, reply: FastifyReply) => {
+/** Runs after authentication: misuse signals from credential use (R11.1③); releases admission slots. */
+export function installGatewayAfterAuth(app: FastifyInstance, _ctx: AppContext, gateway: Gateway): void {
+  app.addHook('onRequest', async (req) => {
     const path = pathOf(req.url);
     if (EXEMPT.has(path)) return;
     const p = req.principal;
@@ -93,13 +113,6 @@ export function installGatewayAfterAuth(app: FastifyInstance, ctx: AppContext, g
       const findings = gateway.misuse.recordCredentialUse(p.kind === 'api_token' ? p.tokenId : p.userId, p.customerId, req.ip, req.origin?.country ?? null);
       if (findings.length) await gateway.applyMisuseFindings(findings);
     }
-    const admission = gateway.admission.tryAdmit({ method: req.method, path, principalKind: p?.kind ?? 'anonymous' });
-    if (!admission.admitted) {
-      gateway.events.record({ kind: 'admission_rejected', class: admission.class, action: 'reject', sourceIp: req.ip, customerId: p && p.kind !== 'operator' ? p.customerId : null, method: req.method, path });
-      reply.header('retry-after', String(admission.retryAfterSeconds));
-      throw overloaded(admission.retryAfterSeconds);
-    }
-    req.releaseAdmission = admission.release;
   });
   const release = async (req: FastifyRequest, reply: FastifyReply) => {
     if (!req.releaseAdmission) return;

@@ -34,7 +34,7 @@ interface Segment {
   key: boolean;
   sensitive: boolean;
   raw: string;
-  /** For header values: the lower-case header name. */
+  /** For a header's name and values: the lower-case header name. */
   header: string | null;
 }
 
@@ -43,16 +43,35 @@ interface Work {
   segs: Segment[];
   /** The fields, joined by FIELD_SEPARATOR, normalised. */
   text: string;
-  texts: string[] | null;
+  /** Each field normalised: split from `text` when all are needed, else folded one by one. */
+  texts: Array<string | undefined> | null;
+  split: boolean;
 }
 
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 
-/** One regular expression for a set of literals, shaped as a trie so each position is rejected fast. */
+/**
+ * One regular expression for a set of trigger literals, shaped as tries so each position is
+ * rejected fast. Literals that begin with a letter or digit only count at the start of a word
+ * (`\b`): keywords are written that way in the rules, and it lets the engine skip the inside of
+ * every word, which is most of the text.
+ */
 export function literalTrie(words: readonly string[]): RegExp | null {
+  const unique = [...new Set(words)];
+  const wordLed = unique.filter((w) => WORD_LED.test(w));
+  const other = unique.filter((w) => !WORD_LED.test(w));
+  const parts: string[] = [];
+  if (wordLed.length > 0) parts.push(`\\b${trieSource(wordLed)}`);
+  if (other.length > 0) parts.push(trieSource(other));
+  return parts.length === 0 ? null : new RegExp(parts.join('|'));
+}
+
+const WORD_LED = /^[a-z0-9]/;
+
+function trieSource(words: readonly string[]): string {
   type Node = Map<string, Node | null>;
   const root: Node = new Map();
-  for (const w of new Set(words)) {
+  for (const w of words) {
     let node = root;
     for (const ch of w) {
       let next = node.get(ch);
@@ -70,7 +89,7 @@ export function literalTrie(words: readonly string[]): RegExp | null {
     const alts = [...node.entries()].map(([ch, child]) => esc(ch) + (child ? emit(child) : ''));
     return alts.length === 1 ? alts[0]! : `(?:${alts.join('|')})`;
   };
-  return root.size === 0 ? null : new RegExp(emit(root));
+  return emit(root);
 }
 
 /** Text whose SQL view can differ from it (block comments, or line comments before a newline). */
@@ -84,6 +103,9 @@ function hasSqlComment(t: string): boolean {
  */
 class Plan {
   readonly prefilter: RegExp | null;
+  /** Prefilters of the SQL-/shell-view rules alone, or null when their view cannot matter. */
+  private readonly sqlPrefilter: RegExp | null;
+  private readonly shellPrefilter: RegExp | null;
   private readonly finder: RegExp | null;
   private readonly byFirst = new Map<number, Array<{ word: string; rules: number[] }>>();
   private readonly always: number[];
@@ -113,23 +135,45 @@ class Plan {
     this.hasAlways = this.always.length > 0;
     this.sql = rules.some((r) => r.view === 'sql');
     this.shell = rules.some((r) => r.view === 'shell');
+    // A view only deletes or replaces characters, so it cannot create a one-character trigger
+    // that the plain text lacks: a view whose rules have only such triggers need not be computed.
+    const viewTrie = (view: IdsView) => {
+      const ws = rules.filter((r) => r.view === view).flatMap((r) => r.triggers);
+      return ws.some((w) => w.length > 1) ? literalTrie(ws) : null;
+    };
+    this.sqlPrefilter = viewTrie('sql');
+    this.shellPrefilter = viewTrie('shell');
   }
 
-  /** Could any rule match this text (or its SQL/shell view)? One regular-expression test. */
+  /** Could any rule match this text (or its SQL/shell view)? Usually one regular-expression test. */
   maybe(t: string): boolean {
     if (this.hasAlways) return true;
     const p = this.prefilter;
     if (p === null) return false;
     if (p.test(t)) return true;
-    if (this.sql && hasSqlComment(t)) {
+    if (this.sqlPrefilter !== null && hasSqlComment(t)) {
       const v = sqlView(t);
-      if (v !== t && p.test(v)) return true;
+      if (v !== t && this.sqlPrefilter.test(v)) return true;
     }
-    if (this.shell) {
+    if (this.shellPrefilter !== null) {
       const v = shellView(t);
-      if (v !== t && p.test(v)) return true;
+      if (v !== t && this.shellPrefilter.test(v)) return true;
     }
     return false;
+  }
+
+  /**
+   * Which fields of a joined text are worth a closer look: those where a trigger starts, or whose
+   * SQL/shell view could differ. Each field is reported once; the search then skips to the next.
+   */
+  fieldsToVisit(joined: string, starts: number[]): number[] {
+    if (this.hasAlways) return starts.map((_s, i) => i);
+    const found: number[] = [];
+    fieldsWith(this.finder, joined, starts, found);
+    if (this.sqlPrefilter !== null && hasSqlComment(joined)) fieldsWith(SQL_ACTIVATION, joined, starts, found);
+    if (this.shellPrefilter !== null) fieldsWith(SHELL_ACTIVATION, joined, starts, found);
+    if (found.length <= 1) return found;
+    return [...new Set(found)].sort((a, b) => a - b);
   }
 
   /**
@@ -145,13 +189,14 @@ class Plan {
     const plain = views.plain;
     const sqlText = this.sql ? views.get('sql') : plain;
     const shellText = this.shell ? views.get('shell') : plain;
-    any = this.collect(plain, (v) => v === 'plain' || (v === 'sql' && sqlText === plain) || (v === 'shell' && shellText === plain), mark) || any;
-    if (sqlText !== plain) any = this.collect(sqlText, (v) => v === 'sql', mark) || any;
-    if (shellText !== plain) any = this.collect(shellText, (v) => v === 'shell', mark) || any;
+    // Plain text serves plain rules, and SQL/shell rules whose view left the text unchanged.
+    any = this.collect(plain, true, sqlText === plain, shellText === plain, mark) || any;
+    if (sqlText !== plain) any = this.collect(sqlText, false, true, false, mark) || any;
+    if (shellText !== plain) any = this.collect(shellText, false, false, true, mark) || any;
     return any;
   }
 
-  private collect(t: string, wanted: (v: IdsView) => boolean, mark: Uint8Array): boolean {
+  private collect(t: string, plainRules: boolean, sqlRules: boolean, shellRules: boolean, mark: Uint8Array): boolean {
     const re = this.finder;
     if (re === null) return false;
     let any = false;
@@ -162,7 +207,9 @@ class Plan {
       for (const entry of this.byFirst.get(t.charCodeAt(at)) ?? []) {
         if (!t.startsWith(entry.word, at)) continue;
         for (const i of entry.rules) {
-          if (mark[i] === 1 || !wanted(this.rules[i]!.view)) continue;
+          if (mark[i] === 1) continue;
+          const v = this.rules[i]!.view;
+          if (!(v === 'plain' ? plainRules : v === 'sql' ? sqlRules : shellRules)) continue;
           mark[i] = 1;
           any = true;
         }
@@ -171,6 +218,34 @@ class Plan {
     }
     return any;
   }
+}
+
+/** Where a field's SQL or shell view may differ from its plain text. */
+const SQL_ACTIVATION = /\/\*|#|--/g;
+const SHELL_ACTIVATION = /['"\\$]|\{[^{}\s]*,/g;
+
+/** Adds the fields of `joined` where `re` matches, each once, to `found`. */
+function fieldsWith(re: RegExp | null, joined: string, starts: number[], found: number[]): void {
+  if (re === null) return;
+  re.lastIndex = 0;
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(joined)) !== null) {
+    const i = fieldAt(starts, m.index);
+    found.push(i);
+    re.lastIndex = i + 1 < starts.length ? starts[i + 1]! : joined.length;
+  }
+}
+
+/** The field holding position `at` of a joined text, given each field's start. */
+function fieldAt(starts: number[], at: number): number {
+  let lo = 0;
+  let hi = starts.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (starts[mid]! <= at) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
 }
 
 class SegmentViews {
@@ -345,6 +420,7 @@ export class IdsEngine {
 
     // Headers.
     const hsegs: Segment[] = [];
+    const named = new Map<string, number[]>();
     let headerCount = 0;
     let longest = { name: '', length: 0 };
     for (const name of Object.keys(headers)) {
@@ -352,13 +428,17 @@ export class IdsEngine {
       if (v === undefined) continue;
       const lname = name.toLowerCase();
       bytes += name.length;
-      hsegs.push({ field: clip(lname), key: true, sensitive: false, raw: clean(lname), header: null });
+      const wanted = this.namedHeaderPlans.has(lname) ? (named.get(lname) ?? []) : null;
+      if (wanted) named.set(lname, wanted);
+      wanted?.push(hsegs.length);
+      hsegs.push({ field: clip(lname), key: true, sensitive: false, raw: clean(lname), header: lname });
       for (const raw of Array.isArray(v) ? v : [v]) {
         const value = String(raw);
         headerCount++;
         bytes += value.length;
         if (value.length > longest.length) longest = { name: clip(lname), length: value.length };
         const decoded = value.indexOf('%') === -1 ? value : percentDecode(value, false).text;
+        wanted?.push(hsegs.length);
         hsegs.push({ field: clip(lname), key: false, sensitive: isSensitiveHeader(lname), raw: clean(decoded), header: lname });
       }
     }
@@ -370,13 +450,7 @@ export class IdsEngine {
       this.nullByteFact(w, facts);
       this.runChecks(facts, out);
       this.scan(this.headerPlan, w, null, out, stats);
-      for (const [name, plan] of this.namedHeaderPlans) {
-        const idx: number[] = [];
-        hsegs.forEach((s, i) => {
-          if (s.header === name) idx.push(i);
-        });
-        if (idx.length > 0) this.scan(plan, w, idx, out, stats);
-      }
+      for (const [name, idx] of named) this.scan(this.namedHeaderPlans.get(name)!, w, idx, out, stats);
     }
 
     // Body.
@@ -422,15 +496,40 @@ export class IdsEngine {
 
   private work(target: IdsTarget, segs: Segment[]): Work {
     const joined = segs.length === 1 ? segs[0]!.raw : segs.map((s) => s.raw).join(FIELD_SEPARATOR);
-    return { target, segs, text: foldText(joined).text, texts: null };
+    return { target, segs, text: foldText(joined).text, texts: null, split: false };
   }
 
-  private textsOf(w: Work): string[] {
-    if (w.texts) return w.texts;
-    let texts = w.segs.length === 1 ? [w.text] : w.text.split(FIELD_SEPARATOR);
+  /** All fields' normalised texts (one split of the joined text). */
+  private textsOf(w: Work): Array<string | undefined> {
+    if (w.split && w.texts) return w.texts;
+    let texts: string[] = w.segs.length === 1 ? [w.text] : w.text.split(FIELD_SEPARATOR);
     if (texts.length !== w.segs.length) texts = w.segs.map((s) => foldText(s.raw).text);
     w.texts = texts;
+    w.split = true;
     return texts;
+  }
+
+  /** Where each field starts in the joined text. */
+  private startsOf(w: Work): number[] {
+    const starts = [0];
+    if (w.segs.length === 1) return starts;
+    let at = w.text.indexOf(FIELD_SEPARATOR);
+    while (at !== -1) {
+      starts.push(at + 1);
+      at = w.text.indexOf(FIELD_SEPARATOR, at + 1);
+    }
+    return starts;
+  }
+
+  /** One field's normalised text, without splitting the rest. */
+  private textAt(w: Work, i: number): string {
+    if (w.texts === null) w.texts = new Array<string | undefined>(w.segs.length);
+    let t = w.texts[i];
+    if (t === undefined) {
+      t = w.segs.length === 1 ? w.text : foldText(w.segs[i]!.raw).text;
+      w.texts[i] = t;
+    }
+    return t;
   }
 
   /** Query strings and form bodies: names and values decoded; JSON values (e.g. `where`) opened. */
@@ -479,10 +578,11 @@ export class IdsEngine {
     if (w.text.indexOf('\u0000') === -1) return;
     const texts = this.textsOf(w);
     for (let i = 0; i < texts.length; i++) {
-      const at = texts[i]!.indexOf('\u0000');
+      const t = texts[i]!;
+      const at = t.indexOf('\u0000');
       if (at === -1) continue;
       const seg = w.segs[i]!;
-      facts.nullByte = { field: seg.field, sample: sampleAround(texts[i]!, at, at + 1, seg.sensitive) };
+      facts.nullByte = { field: seg.field, sample: sampleAround(t, at, at + 1, seg.sensitive) };
       return;
     }
   }
@@ -507,11 +607,14 @@ export class IdsEngine {
     if (n === 0) return;
     const pre = this.usePrefilter;
     if (pre && only === null && !plan.maybe(w.text)) return;
-    const texts = this.textsOf(w);
-    const indices = only ?? texts.map((_t, i) => i);
+    let visit = only;
+    if (visit === null) {
+      this.textsOf(w);
+      visit = pre ? plan.fieldsToVisit(w.text, this.startsOf(w)) : w.segs.map((_s, i) => i);
+    }
     const mark = new Uint8Array(n);
-    for (const i of indices) {
-      const t = texts[i]!;
+    for (const i of visit) {
+      const t = this.textAt(w, i);
       if (t === '') continue;
       const seg = w.segs[i]!;
       const views = new SegmentViews(t);

@@ -65,7 +65,34 @@ function unescapeJson(raw: string): string {
       return SIMPLE_ESCAPES[ch] ?? ch;
     });
   }
-  return out.indexOf('\uffff') === -1 ? out : out.replaceAll('\uffff', '\ufffd');
+  return out;
+}
+
+// Module-level helpers rather than closures: this runs for every JSON body.
+function closeFrame(result: JsonScan, f: Frame): void {
+  if (f.array) {
+    if (f.count > result.maxArrayLength) {
+      result.maxArrayLength = f.count;
+      result.longestArrayPath = f.path;
+    }
+  } else if (f.count > result.maxKeys) {
+    result.maxKeys = f.count;
+    result.widestObjectPath = f.path;
+  }
+}
+
+/** Where a value that starts now sits (counting it if its container is an array). */
+function valuePath(top: Frame | undefined, basePath: string): string {
+  if (top === undefined) return basePath;
+  if (top.array) {
+    if (top.count === 0) top.count = 1;
+    return top.path === '' ? '[]' : `${top.path}[]`;
+  }
+  return childPath(top.path, top.key);
+}
+
+function valueName(top: Frame | undefined): string {
+  return top === undefined ? '' : top.array ? top.name : top.key;
 }
 
 function isSpace(c: number): boolean {
@@ -76,40 +103,34 @@ function endsLiteral(c: number): boolean {
   return isSpace(c) || c === 0x22 || c === 0x2c || c === 0x3a || c === 0x5b || c === 0x5d || c === 0x7b || c === 0x7d;
 }
 
-const NUMBER_CHARS = /^-?[0-9][0-9.eE+-]*$|^-$/;
 const WORDS = ['true', 'false', 'null'];
 
-/** A number or true/false/null; at the very end of the text, a prefix of one (a cut-off body). */
-function validLiteral(run: string, atEnd: boolean): boolean {
-  if (NUMBER_CHARS.test(run)) return true;
-  return WORDS.some((w) => w === run || (atEnd && w.startsWith(run)));
+function isNumberChar(c: number): boolean {
+  return (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x2b || c === 0x2e || c === 0x65 || c === 0x45;
+}
+
+/**
+ * Whether text[from, to) is a number or true/false/null (at the very end of the text, a prefix
+ * of one: a cut-off body), without slicing.
+ */
+function validLiteral(text: string, from: number, to: number): boolean {
+  const c = text.charCodeAt(from);
+  if ((c >= 0x30 && c <= 0x39) || c === 0x2d) {
+    for (let k = from + 1; k < to; k++) if (!isNumberChar(text.charCodeAt(k))) return false;
+    return true;
+  }
+  const len = to - from;
+  const atEnd = to === text.length;
+  for (const w of WORDS) {
+    if (len === w.length ? text.startsWith(w, from) : atEnd && len < w.length && w.startsWith(text.slice(from, to))) return true;
+  }
+  return false;
 }
 
 export function scanJson(text: string, basePath = ''): JsonScan {
   const segments: JsonSegment[] = [];
   const stack: Frame[] = [];
   const result: JsonScan = { segments, maxDepth: 0, maxArrayLength: 0, maxKeys: 0, deepestPath: basePath, longestArrayPath: basePath, widestObjectPath: basePath, clean: true };
-  const close = (f: Frame) => {
-    if (f.array) {
-      if (f.count > result.maxArrayLength) {
-        result.maxArrayLength = f.count;
-        result.longestArrayPath = f.path;
-      }
-    } else if (f.count > result.maxKeys) {
-      result.maxKeys = f.count;
-      result.widestObjectPath = f.path;
-    }
-  };
-  /** Where a value that starts now sits, counting it if its container is an array. */
-  const placeValue = (): { path: string; name: string } => {
-    const top = stack[stack.length - 1];
-    if (top === undefined) return { path: basePath, name: '' };
-    if (top.array) {
-      if (top.count === 0) top.count = 1;
-      return { path: `${top.path}[]`, name: top.name };
-    }
-    return { path: childPath(top.path, top.key), name: top.key };
-  };
 
   const n = text.length;
   let i = 0;
@@ -143,22 +164,22 @@ export function scanJson(text: string, basePath = ''): JsonScan {
         // A key is seen with its parent's name (`constructor.prototype`), so nesting tricks show.
         segments.push({ path: childPath(top.path, s), key: true, name: s, text: top.name === '' ? s : `${top.name}.${s}` });
       } else {
-        const at = placeValue();
-        segments.push({ path: at.path, key: false, name: at.name, text: s });
+        segments.push({ path: valuePath(top, basePath), key: false, name: valueName(top), text: s });
       }
       i = end + 1;
       continue;
     }
     if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
-      const at = placeValue();
-      stack.push({ array: c === 0x5b, count: 0, path: at.path, name: at.name, key: '', expectKey: c === 0x7b });
+      const top = stack[stack.length - 1];
+      const path = valuePath(top, basePath);
+      stack.push({ array: c === 0x5b, count: 0, path, name: valueName(top), key: '', expectKey: c === 0x7b });
       if (stack.length > result.maxDepth) {
         result.maxDepth = stack.length;
-        result.deepestPath = at.path;
+        result.deepestPath = path;
       }
     } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
       const f = stack.pop();
-      if (f !== undefined) close(f);
+      if (f !== undefined) closeFrame(result, f);
     } else if (c === 0x2c /* , */) {
       const top = stack[stack.length - 1];
       if (top !== undefined) {
@@ -174,12 +195,12 @@ export function scanJson(text: string, basePath = ''): JsonScan {
       if (top !== undefined && top.array && top.count === 0) top.count = 1;
       let j = i + 1;
       while (j < n && !endsLiteral(text.charCodeAt(j))) j++;
-      if (result.clean && !validLiteral(text.slice(i, Math.min(j, i + 40)), j === n)) result.clean = false;
+      if (result.clean && !validLiteral(text, i, j)) result.clean = false;
       i = j;
       continue;
     }
     i++;
   }
-  for (const f of stack) close(f);
+  for (const f of stack) closeFrame(result, f);
   return result;
 }

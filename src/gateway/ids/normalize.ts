@@ -11,9 +11,10 @@ export const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
 
 /**
  * Joins the fields of one target into one string for a single prefilter pass. It never occurs
- * in normalised text: decoders turn U+FFFF into U+FFFD, and raw occurrences are replaced too.
+ * in a field: raw occurrences become U+FFFD, and so does `&#1;`. A one-byte character keeps
+ * ASCII text in V8's fast one-byte representation.
  */
-export const FIELD_SEPARATOR = '\uffff';
+export const FIELD_SEPARATOR = '\u0001';
 
 export interface PercentDecoded {
   text: string;
@@ -75,7 +76,7 @@ function decodeRun(bytes: number[], raw: string): { text: string; invalid: boole
       }
     }
     if (ok) {
-      text += cp === 0xffff ? '\ufffd' : String.fromCodePoint(cp);
+      text += String.fromCodePoint(cp);
       k += need + 1;
     } else {
       text += raw.slice(k * 3, k * 3 + 3);
@@ -156,7 +157,7 @@ const LEGACY_ENTITIES = new Set(['lt', 'gt', 'amp', 'quot', 'apos']);
 const ENTITY_RE = /&(?:#[xX]([0-9a-fA-F]{1,6})|#(\d{1,7})|([A-Za-z][A-Za-z0-9]{1,31}))(;?)/g;
 
 function codePointText(cp: number): string {
-  if (cp <= 0 || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) || cp === 0xffff) return '\ufffd';
+  if (cp <= 1 || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return '\ufffd';
   return String.fromCodePoint(cp);
 }
 
@@ -178,6 +179,7 @@ export function decodeHtmlEntities(s: string): string {
   return once === s || once.indexOf('&') === -1 ? once : decodeEntitiesOnce(once);
 }
 
+/** Characters NFKC could change (none of ASCII does). */
 const NON_ASCII = /[^\x00-\x7f]/;
 
 export interface Folded {
@@ -286,7 +288,6 @@ export function sqlView(s: string): string {
   return t;
 }
 
-const SHELL_TRIGGER = /[\\'"$]|\{[^{}\s]*,/;
 
 /**
  * The text shell rules see: quotes and backslashes removed (`c'a't /e\tc/pa""sswd` → `cat
@@ -294,12 +295,11 @@ const SHELL_TRIGGER = /[\\'"$]|\{[^{}\s]*,/;
  * lists opened (`{cat,/etc/passwd}` → `cat /etc/passwd`).
  */
 export function shellView(s: string): string {
-  if (!SHELL_TRIGGER.test(s)) return s;
-  return s
-    .replace(/\$\{ifs(?:%\?\?)?\}|\$ifs\b/g, ' ')
-    .replace(/\$(?:@|\*|\d)|\$\{\d\}/g, '')
-    .replace(/['"\\]/g, '')
-    .replace(/\{([\w./-]{1,40}),([^{}\s]{1,200})\}/g, (_m: string, a: string, b: string) => `${a} ${b.replaceAll(',', ' ')}`);
+  let t = s;
+  if (t.indexOf('$') !== -1) t = t.replace(/\$\{ifs(?:%\?\?)?\}|\$ifs\b/g, ' ').replace(/\$(?:@|\*|\d)|\$\{\d\}/g, '');
+  if (t.indexOf("'") !== -1 || t.indexOf('"') !== -1 || t.indexOf('\\') !== -1) t = t.replace(/['"\\]/g, '');
+  if (t.indexOf('{') !== -1 && t.indexOf(',') !== -1) t = t.replace(/\{([\w./-]{1,40}),([^{}\s]{1,200})\}/g, (_m: string, a: string, b: string) => `${a} ${b.replaceAll(',', ' ')}`);
+  return t;
 }
 
 export interface BoundedBody {

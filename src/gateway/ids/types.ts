@@ -71,7 +71,9 @@ export interface IdsRuleSpec {
   pattern?: { source: string; flags?: string };
   /**
    * Lower-case literals of which at least one must occur in the (viewed) text for the pattern to
-   * be able to match. They feed the prefilter; a rule without triggers runs on every request.
+   * be able to match. A literal that begins with a letter or digit counts only at the start of a
+   * word (after a non-word character or the start of the field), as rule keywords are written
+   * with `\b`. They feed the prefilter; a rule without triggers runs on every field it targets.
    */
   triggers?: string[];
   view?: IdsView;
