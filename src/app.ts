@@ -31,7 +31,8 @@ export async function createApp(
   config: Config,
   opts: { clock?: Clock; logger?: Logger; database?: DatabaseHandle; files?: BlobStore; env?: NodeJS.ProcessEnv; /** false only to measure the bare route in the gateway benchmark */ gateway?: boolean } = {},
 ): Promise<App> {
-  const logger = opts.logger ?? pino({ level: config.logLevel, base: { instance: config.instanceId } });
+  // Secrets never reach the log (R12.1): credentials in headers and any password/token field.
+  const logger = opts.logger ?? pino({ level: config.logLevel, base: { instance: config.instanceId }, redact: ['req.headers.authorization', 'req.headers.cookie', '*.password', '*.token', '*.secret', '*.totpCode'] });
   const database = opts.database ?? (await openDatabase(databaseTargetOf(config)));
   await migrate(database.db);
   const clock = opts.clock ?? systemClock;

@@ -8,8 +8,8 @@ import { GatewayEventRecorder } from './events.js';
 import { compileOriginPolicy, CountryLookup, type OriginPolicy } from './geo/index.js';
 import { MisuseDetector, type MisuseFinding } from './misuse/index.js';
 import { AdmissionController, type AdmissionRequest } from './priority/index.js';
-import type { GatewaySettings } from './settings.js';
-import { IdsEngine } from './ids/index.js';
+import { GatewayConfigError, type GatewaySettings } from './settings.js';
+import { IDS_CLASSES, IdsEngine, type IdsClass } from './ids/index.js';
 import { SourceRateMonitor } from './rate.js';
 
 /** Paths only the provider's staff use: kept answerable under congestion. */
@@ -33,6 +33,10 @@ export class Gateway {
   ) {
     this.events = new GatewayEventRecorder(db, clock, logger);
     this.ids = IdsEngine.fromFile(settings.idsRulesPath ?? undefined);
+    for (const [cls, mode] of Object.entries(settings.idsModes)) {
+      if (!(IDS_CLASSES as readonly string[]).includes(cls)) throw new GatewayConfigError(`HOKAN_IDS_MODES: unknown IDS class "${cls}" (known: ${IDS_CLASSES.join(', ')})`);
+      this.ids.setMode(cls as IdsClass, mode);
+    }
     this.rates = new SourceRateMonitor(clock, settings.rateLimitPerSecond);
     this.misuse = new MisuseDetector(clock);
     const priority = settings.priorityPaths;

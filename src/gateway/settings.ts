@@ -18,6 +18,8 @@ export interface GatewaySettings {
   idsRulesPath: string | null;
   /** Requests per second from one source above which the IDS records (and blocks) a DoS attempt. */
   rateLimitPerSecond: number;
+  /** Per-class IDS mode overrides, e.g. `scanner: 'block'`. */
+  idsModes: Record<string, 'detect' | 'block'>;
 }
 
 const list = z.string().transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean));
@@ -33,6 +35,7 @@ const envSchema = z.object({
   HOKAN_OPERATOR_TOTP: z.enum(['required', 'optional']).default('optional'),
   HOKAN_IDS_RULES: z.string().min(1).optional(),
   HOKAN_SOURCE_RATE_LIMIT: z.coerce.number().int().min(1).max(1_000_000).default(200),
+  HOKAN_IDS_MODES: list.default([]),
 });
 
 export class GatewayConfigError extends Error {
@@ -56,5 +59,12 @@ export function loadGatewaySettings(env: NodeJS.ProcessEnv): GatewaySettings {
     operatorTotpRequired: e.HOKAN_OPERATOR_TOTP === 'required',
     idsRulesPath: e.HOKAN_IDS_RULES ?? null,
     rateLimitPerSecond: e.HOKAN_SOURCE_RATE_LIMIT,
+    idsModes: Object.fromEntries(
+      e.HOKAN_IDS_MODES.map((entry) => {
+        const m = /^([a-z_]+):(detect|block)$/.exec(entry);
+        if (!m) throw new GatewayConfigError(`HOKAN_IDS_MODES: "${entry}" must be class:detect or class:block`);
+        return [m[1]!, m[2] as 'detect' | 'block'];
+      }),
+    ),
   };
 }

@@ -1,4 +1,5 @@
 import fastifyCookie from '@fastify/cookie';
+import secureJson from 'secure-json-parse';
 import fastifySwagger from '@fastify/swagger';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { installGatewayAfterAuth, installGatewayEntry, installIds, recordProtocolViolation, registerGatewayRoutes } from '../gateway/hooks.js';
@@ -18,6 +19,8 @@ import type { AppContext } from './context.js';
 
 import { SESSION_COOKIE } from './route-kit.js';
 const BODY_LIMIT = 1024 * 1024;
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+const MALFORMED_BODY = Buffer.from(JSON.stringify(new HokanError('validation_failed', bi('不正なHTTPリクエストです。', 'Malformed HTTP request.')).toJSON()));
 
 /** Fastify's own 4xx errors, in hokan's error shape. */
 function fromFastifyError(err: FastifyError): HokanError | null {
@@ -60,12 +63,42 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
     bodyLimit: BODY_LIMIT,
     // R4.1: the client address comes from the socket, or from X-Forwarded-For only via configured proxies.
     trustProxy: ctx.gateway && ctx.gateway.settings.trustedProxies.length > 0 ? ctx.gateway.settings.trustedProxies : false,
+    // Slow bodies and slow headers (slowloris) are cut off instead of holding a connection forever.
+    requestTimeout: 120_000,
+    connectionTimeout: 130_000,
+    // Malformed HTTP that never reaches a route: answered 400 and recorded as a protocol violation.
+    clientErrorHandler: (err, socket) => {
+      ctx.gateway?.events.record({ kind: 'ids', class: 'protocol_violation', ruleId: `HTTP-${(err as NodeJS.ErrnoException).code ?? 'PARSE'}`.slice(0, 60), action: 'block', sourceIp: socket.remoteAddress ?? null });
+      if (!socket.writable) return socket.destroy();
+      socket.end(`HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${MALFORMED_BODY.length}\r\n\r\n${MALFORMED_BODY.toString('latin1')}`, 'latin1');
+    },
     logController: new LogController({ disableRequestLogging: ctx.config.logLevel !== 'debug' && ctx.config.logLevel !== 'trace' }),
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   // The API speaks JSON only; refusing text/plain also keeps simple cross-site form posts out.
   app.removeContentTypeParser('text/plain');
+  // JSON must be valid UTF-8: a lenient decoder would store U+FFFD in place of the bytes sent.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
+    const charset = /charset\s*=\s*"?([^";\s]+)/i.exec(String(req.headers['content-type']))?.[1]?.toLowerCase();
+    if (charset && charset !== 'utf-8' && charset !== 'utf8') {
+      return done(new HokanError('unsupported_media_type', bi('JSONはUTF-8で送ってください。', 'Send JSON encoded as UTF-8.')), undefined);
+    }
+    const buf = body as Buffer;
+    if (buf.length === 0) return done(new HokanError('validation_failed', bi('本文が空です。', 'The JSON body is empty.')), undefined);
+    let text: string;
+    try {
+      text = strictUtf8.decode(buf);
+    } catch {
+      return done(new HokanError('validation_failed', bi('本文が正しいUTF-8ではありません。', 'The body is not valid UTF-8.'), [{ path: 'body', message: 'invalid UTF-8' }]), undefined);
+    }
+    try {
+      done(null, secureJson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' }));
+    } catch {
+      done(new HokanError('validation_failed', bi('JSONとして読み取れません。', 'The body is not valid JSON (or carries __proto__/constructor keys).')), undefined);
+    }
+  });
 
   await app.register(fastifyCookie);
   await app.register(fastifySwagger, {
