@@ -31,7 +31,8 @@ export interface RestoreResult {
   files: number;
 }
 
-const BATCH = 2000;
+// 500 lines per statement: larger batches add heap without adding speed (measured).
+const BATCH = 500;
 
 /**
  * R10.4: puts one customer's data back as it was in a catalogued backup, from either target.
@@ -88,11 +89,10 @@ export async function restoreCustomer(
     await db.transaction().execute(async (trx) => {
       await trx.deleteFrom('data_records').where('customer_id', '=', customerId).execute();
       await trx.deleteFrom('data_files').where('customer_id', '=', customerId).execute();
-      for (const f of manifest.files) {
-        await trx
-          .insertInto('data_files')
-          .values({ customer_id: customerId, id: f.id, name: f.name, content_type: f.contentType, size: f.size, sha256: f.sha256, blob_key: staged.find((s) => s.fileId === f.id)!.key, created_at: f.createdAt })
-          .execute();
+      const stagedKeyOf = new Map(staged.map((s) => [s.fileId, s.key]));
+      for (let i = 0; i < manifest.files.length; i += 500) {
+        const rows = manifest.files.slice(i, i + 500).map((f) => ({ customer_id: customerId, id: f.id, name: f.name, content_type: f.contentType, size: f.size, sha256: f.sha256, blob_key: stagedKeyOf.get(f.id)!, created_at: f.createdAt }));
+        await trx.insertInto('data_files').values(rows).execute();
       }
       const src = await store.get(partKey(customerId, row.id, manifest.records.part));
       const decrypt = createDecryptStream(key, { aad: partAad(customerId, row.id, manifest.records.part) });
@@ -104,7 +104,7 @@ export async function restoreCustomer(
         plain.destroy(err instanceof Error ? err : new Error(String(err)));
       });
       // Lines go to the database as one JSON array per batch, unpacked by jsonb_to_recordset: no
-      // per-record parse here, one statement per 2,000 records.
+      // per-record parse here, one statement per batch.
       let batch: string[] = [];
       const flush = async () => {
         if (batch.length === 0) return;
