@@ -123,7 +123,7 @@ export const CHECKS: Readonly<Record<IdsCheckName, CheckDef>> = {
 
 /** What a request's framing headers say about its length, when they disagree. */
 export function lengthConflict(contentLength: string | string[] | undefined, transferEncoding: string | string[] | undefined): string | undefined {
-  if (transferEncoding === undefined && (contentLength === undefined || typeof contentLength === 'string')) return undefined;
+  if (transferEncoding === undefined && (contentLength === undefined || (typeof contentLength === 'string' && contentLength.indexOf(',') === -1))) return undefined;
   const cls = contentLength === undefined ? [] : Array.isArray(contentLength) ? contentLength : [contentLength];
   const tes = transferEncoding === undefined ? [] : Array.isArray(transferEncoding) ? transferEncoding : [transferEncoding];
   if (tes.length > 0 && cls.length > 0) return 'both Transfer-Encoding and Content-Length';

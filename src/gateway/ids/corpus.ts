@@ -114,7 +114,9 @@ export interface CorpusReport {
   benign_decided_by_prefilter: number;
   /** Bytes inspected in one pass over the whole corpus. */
   bytes_inspected: number;
+  /** Timed passes; throughput comes from the fastest. */
   rounds: number;
+  /** Seconds of the fastest pass over the whole corpus. */
   seconds: number;
   mb_per_s: number;
   /** The same, benign requests only: the traffic that runs all day. */
@@ -122,12 +124,20 @@ export interface CorpusReport {
   benign_us_per_request: number;
 }
 
+/**
+ * Seconds for one pass over `requests`: the fastest of `rounds` timed passes (after a warm-up
+ * pass), so that other work on a shared machine inflates the figure as little as possible.
+ */
 function timeRounds(engine: IdsEngine, requests: IdsRequest[], rounds: number): { seconds: number; bytes: number } {
   let bytes = 0;
   for (const r of requests) bytes += engine.inspectDetailed(r).bytesInspected;
-  const start = performance.now();
-  for (let k = 0; k < rounds; k++) for (const r of requests) engine.inspect(r);
-  return { seconds: (performance.now() - start) / 1000, bytes };
+  let best = Number.POSITIVE_INFINITY;
+  for (let k = 0; k < rounds; k++) {
+    const start = performance.now();
+    for (const r of requests) engine.inspect(r);
+    best = Math.min(best, (performance.now() - start) / 1000);
+  }
+  return { seconds: best, bytes };
 }
 
 /**
@@ -182,9 +192,9 @@ export function evaluateCorpus(engine: IdsEngine, entries: CorpusEntry[] = loadC
     bytes_inspected: t.bytes,
     rounds,
     seconds: t.seconds,
-    mb_per_s: t.seconds === 0 ? 0 : (t.bytes * rounds) / t.seconds / 1e6,
-    benign_mb_per_s: b.seconds === 0 ? 0 : (b.bytes * rounds) / b.seconds / 1e6,
-    benign_us_per_request: benignRequests.length === 0 ? 0 : (b.seconds * 1e6) / (benignRequests.length * rounds),
+    mb_per_s: t.seconds === 0 ? 0 : t.bytes / t.seconds / 1e6,
+    benign_mb_per_s: b.seconds === 0 ? 0 : b.bytes / b.seconds / 1e6,
+    benign_us_per_request: benignRequests.length === 0 ? 0 : (b.seconds * 1e6) / benignRequests.length,
   };
 }
 
@@ -203,6 +213,6 @@ export function formatCorpusReport(r: CorpusReport): string {
     `${'all attacks'.padEnd(20)} ${String(r.attacks).padStart(7)} ${String(r.detected).padStart(8)} ${pct(r.detection_rate).padStart(9)}`,
     `benign ${r.benign}, false positives ${r.false_positives} (${pct(r.false_positive_rate)})${r.false_positive_ids.length ? `: ${r.false_positive_ids.map((f) => `${f.id} [${f.rules.join(',')}]`).join('; ')}` : ''}`,
     `benign decided by the prefilter alone: ${pct(r.benign_decided_by_prefilter)}`,
-    `throughput: ${r.mb_per_s.toFixed(1)} MB/s over the corpus (${r.bytes_inspected} bytes × ${r.rounds} rounds); benign only ${r.benign_mb_per_s.toFixed(1)} MB/s, ${r.benign_us_per_request.toFixed(1)} µs a request`,
+    `throughput (fastest of ${r.rounds} passes): ${r.mb_per_s.toFixed(1)} MB/s over the whole corpus (${r.bytes_inspected} bytes a pass); benign requests only ${r.benign_mb_per_s.toFixed(1)} MB/s, ${r.benign_us_per_request.toFixed(1)} µs a request`,
   ].join('\n');
 }

@@ -12,10 +12,10 @@ import { DEFAULT_MODES, IDS_CLASSES, type IdsClass, type IdsDecision, type IdsFi
  * traffic and says whether to let it through, record it, or refuse it.
  *
  * Cost model. Every target (method, path, query, headers, body) is decoded once into one string
- * (its fields joined by U+FFFF) and tested against one prefilter: a regular expression, shaped as
- * a trie, of every rule's trigger literals. A benign request normally stops there. Only a target
- * whose text holds a trigger is split into its fields, and only the rules whose own triggers
- * occur in a field run their regular expression on it.
+ * (its fields joined by U+0001) and tested against one prefilter: a regular expression, shaped as
+ * tries, of every rule's trigger literals. A benign request normally stops there. Only the fields
+ * of a target that hold a trigger are looked at further, and only the rules whose own triggers
+ * occur in a field run their regular expression on it (docs/decisions/0013-ids.md).
  */
 
 export const DEFAULT_RULES_PATH = fileURLToPath(new URL('./rules.json', import.meta.url));

@@ -245,7 +245,8 @@ function stripSpans(s: string, find: (from: number) => number, endOf: (start: nu
   while (i !== -1) {
     const end = endOf(i);
     if (end === -1) break;
-    out += s.slice(last, i) + ' ' + (keep ? keep(i, end) : '') + ' ';
+    const kept = keep ? keep(i, end) : '';
+    out += s.slice(last, i) + (kept === '' ? ' ' : ` ${kept} `);
     last = end;
     i = find(end);
   }
