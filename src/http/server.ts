@@ -81,22 +81,26 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
   // JSON must be valid UTF-8: a lenient decoder would store U+FFFD in place of the bytes sent.
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
+    const refuse = (code: string, err: HokanError) => {
+      if (ctx.gateway) recordProtocolViolation(ctx.gateway, req, code);
+      done(err, undefined);
+    };
     const charset = /charset\s*=\s*"?([^";\s]+)/i.exec(String(req.headers['content-type']))?.[1]?.toLowerCase();
     if (charset && charset !== 'utf-8' && charset !== 'utf8') {
-      return done(new HokanError('unsupported_media_type', bi('JSONはUTF-8で送ってください。', 'Send JSON encoded as UTF-8.')), undefined);
+      return refuse('JSON-CHARSET', new HokanError('unsupported_media_type', bi('JSONはUTF-8で送ってください。', 'Send JSON encoded as UTF-8.')));
     }
     const buf = body as Buffer;
-    if (buf.length === 0) return done(new HokanError('validation_failed', bi('本文が空です。', 'The JSON body is empty.')), undefined);
+    if (buf.length === 0) return refuse('JSON-EMPTY', new HokanError('validation_failed', bi('本文が空です。', 'The JSON body is empty.')));
     let text: string;
     try {
       text = strictUtf8.decode(buf);
     } catch {
-      return done(new HokanError('validation_failed', bi('本文が正しいUTF-8ではありません。', 'The body is not valid UTF-8.'), [{ path: 'body', message: 'invalid UTF-8' }]), undefined);
+      return refuse('JSON-UTF8', new HokanError('validation_failed', bi('本文が正しいUTF-8ではありません。', 'The body is not valid UTF-8.'), [{ path: 'body', message: 'invalid UTF-8' }]));
     }
     try {
       done(null, secureJson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' }));
     } catch {
-      done(new HokanError('validation_failed', bi('JSONとして読み取れません。', 'The body is not valid JSON (or carries __proto__/constructor keys).')), undefined);
+      refuse('JSON-PARSE', new HokanError('validation_failed', bi('JSONとして読み取れません。', 'The body is not valid JSON (or carries __proto__/constructor keys).')));
     }
   });
 
