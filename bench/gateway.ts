@@ -149,6 +149,11 @@ process.stdout.write(
       { metric: 'priority_p99_ms', value: String(priority.p99) },
       { metric: 'standard rejected (503)', value: `${standard.non2xx} of ${standard.total}` },
     ],
-    [`database ${database.kind}; ${CONNECTIONS} connections × ${SECONDS} s per run; load from autocannon processes on 127.0.0.1; results in ${path.relative(root, file)}`],
+    [
+      `database ${database.kind}; ${CONNECTIONS} connections × ${SECONDS} s per run; load from autocannon processes on 127.0.0.1; results in ${path.relative(root, file)}`,
+      ...(database.kind === 'pglite'
+        ? ['PGlite runs queries synchronously, so requests are served one at a time and overload queues in the sockets, not in admission:', 'set BENCH_DATABASE_URL to a PostgreSQL database to see priority admission at work.']
+        : []),
+    ],
   ),
 );
