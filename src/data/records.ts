@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { Actor } from '../core/audit/audit-log.js';
 import type { Clock } from '../core/clock.js';
-import type { Db, DbOrTx } from '../core/db/database.js';
+import type { Db, DbOrTx, Tx } from '../core/db/database.js';
 import { errors, HokanError } from '../core/errors.js';
 import { bi } from '../core/i18n.js';
 import { logDataAccess, logDataRead } from './access-log.js';
@@ -49,6 +49,21 @@ function versionMismatch(current: number, expected: number): HokanError {
   );
 }
 
+/** Locks the record for a change and checks the version the caller read (null: no check). */
+async function lockedRecord(trx: Tx, who: DataAccessor, collection: string, id: string, expectedVersion: number | null): Promise<{ version: number }> {
+  const current = await trx
+    .selectFrom('data_records')
+    .select('version')
+    .where('customer_id', '=', who.customerId)
+    .where('collection', '=', collection)
+    .where('id', '=', id)
+    .forUpdate()
+    .executeTakeFirst();
+  if (!current) throw notFound(collection, id);
+  if (expectedVersion !== null && current.version !== expectedVersion) throw versionMismatch(current.version, expectedVersion);
+  return current;
+}
+
 export async function createRecord(db: Db, clock: Clock, who: DataAccessor, collection: string, input: { id: string; data: Record<string, unknown> }): Promise<RecordView> {
   return db.transaction().execute(async (trx) => {
     const now = clock.now();
@@ -80,16 +95,7 @@ export async function getRecord(db: Db, clock: Clock, who: DataAccessor, collect
 /** Optimistic concurrency: the caller names the version it read (If-Match); a stale one is 412. */
 export async function updateRecord(db: Db, clock: Clock, who: DataAccessor, collection: string, id: string, expectedVersion: number, data: Record<string, unknown>): Promise<RecordView> {
   return db.transaction().execute(async (trx) => {
-    const current = await trx
-      .selectFrom('data_records')
-      .select('version')
-      .where('customer_id', '=', who.customerId)
-      .where('collection', '=', collection)
-      .where('id', '=', id)
-      .forUpdate()
-      .executeTakeFirst();
-    if (!current) throw notFound(collection, id);
-    if (current.version !== expectedVersion) throw versionMismatch(current.version, expectedVersion);
+    const current = await lockedRecord(trx, who, collection, id, expectedVersion);
     const row = await trx
       .updateTable('data_records')
       .set({ data: JSON.stringify(data), version: current.version + 1, updated_at: clock.now() })
@@ -105,16 +111,7 @@ export async function updateRecord(db: Db, clock: Clock, who: DataAccessor, coll
 
 export async function deleteRecord(db: Db, clock: Clock, who: DataAccessor, collection: string, id: string, expectedVersion: number | null): Promise<void> {
   await db.transaction().execute(async (trx) => {
-    const current = await trx
-      .selectFrom('data_records')
-      .select('version')
-      .where('customer_id', '=', who.customerId)
-      .where('collection', '=', collection)
-      .where('id', '=', id)
-      .forUpdate()
-      .executeTakeFirst();
-    if (!current) throw notFound(collection, id);
-    if (expectedVersion !== null && current.version !== expectedVersion) throw versionMismatch(current.version, expectedVersion);
+    await lockedRecord(trx, who, collection, id, expectedVersion);
     await trx.deleteFrom('data_records').where('customer_id', '=', who.customerId).where('collection', '=', collection).where('id', '=', id).execute();
     await logDataAccess(trx, clock, { ...who, operation: 'delete', targetType: 'record', collection, targetId: id });
   });
