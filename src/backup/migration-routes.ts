@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { findCustomer } from '../contracts/customers.js';
-import { actorOf, canAccessCustomer, canSeeFee, hasOperatorRole, isCustomerAdminOf, requireOperatorRole, type Principal } from '../core/auth/principal.js';
+import { actorOf, canAccessCustomer, canSeeFee, isCustomerAdminOf, requireOperatorRole, type Principal } from '../core/auth/principal.js';
 import { errors } from '../core/errors.js';
 import type { AppContext } from '../http/context.js';
 import { note, principalOf, router, uuid } from '../http/route-kit.js';
@@ -85,7 +85,7 @@ export function registerMigrationRoutes(app: FastifyInstance, ctx: AppContext): 
   r.put('/billable-items/:itemId/amount', {
     schema: { tags: ['migration'], summary: 'Set the amount of a billable item (billing role)', params: z.object({ itemId: uuid }), body: z.object({ amountYen: z.number().int().min(0).max(1_000_000_000) }) },
   }, async (req) => {
-    const p = requireOperatorRole(principalOf(req), 'billing');
+    requireOperatorRole(principalOf(req), 'billing');
     const row = await ctx.db.updateTable('billable_items').set({ amount_yen: req.body.amountYen }).where('id', '=', req.params.itemId).returningAll().executeTakeFirst();
     if (!row) throw errors.notFound('請求項目 / billable item', req.params.itemId);
     return { billableItem: { id: row.id, kind: row.kind, description: row.description, amountYen: row.amount_yen } };

@@ -30,6 +30,7 @@ const envSchema = z.object({
   HOKAN_S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
   HOKAN_ACCESS_LOG_RETENTION_DAYS: z.coerce.number().int().min(1).max(36_500).default(5 * 365),
   HOKAN_PROVIDER_NAME: z.string().trim().min(1).max(200).default('データセンターサービス提供事業者'),
+  HOKAN_PLANNED_STOP_LEAD_DAYS: z.coerce.number().int().min(0).max(365).default(14),
 });
 
 export interface Config {
@@ -51,6 +52,8 @@ export interface Config {
   accessLogRetentionDays: number;
   /** The provider's name as it appears on certificates and notices. */
   providerName: string;
+  /** R7.2: how many days before a planned stop it must be announced (shorter needs an admin override). */
+  plannedStopLeadDays: number;
 }
 
 export class ConfigError extends Error {
@@ -88,6 +91,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     accessLogRetentionDays: e.HOKAN_ACCESS_LOG_RETENTION_DAYS,
     providerName: e.HOKAN_PROVIDER_NAME,
+    plannedStopLeadDays: e.HOKAN_PLANNED_STOP_LEAD_DAYS,
   };
 }
 
@@ -109,4 +113,5 @@ export const configReference: Array<[name: string, def: string, meaning: string]
   ['HOKAN_S3_ACCESS_KEY_ID / HOKAN_S3_SECRET_ACCESS_KEY', '(unset)', 'credentials for s3:// stores'],
   ['HOKAN_ACCESS_LOG_RETENTION_DAYS', '1825', 'how long the data access log is kept (5 years)'],
   ['HOKAN_PROVIDER_NAME', 'データセンターサービス提供事業者', "the provider's name on certificates and notices"],
+  ['HOKAN_PLANNED_STOP_LEAD_DAYS', '14', 'minimum notice for a planned stop (R7.2); shorter needs an admin override with a reason'],
 ];

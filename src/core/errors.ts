@@ -57,6 +57,8 @@ export class HokanError extends Error {
   readonly code: ErrorCode;
   readonly messages: Bilingual;
   readonly details: ErrorDetail[];
+  /** When set, the HTTP layer sends it as Retry-After (e.g. during a service stop, R7.4). */
+  retryAfterSeconds?: number;
 
   constructor(code: ErrorCode, messages: Bilingual, details: ErrorDetail[] = []) {
     super(`${code}: ${messages.en}`);

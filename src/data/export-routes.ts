@@ -1,8 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { customerServiceState } from '../contracts/contracts.js';
+import { assertCustomerServed } from './routes.js';
 import { actorOf } from '../core/auth/principal.js';
-import { errors, HokanError } from '../core/errors.js';
-import { bi } from '../core/i18n.js';
+import { errors } from '../core/errors.js';
 import type { AppContext } from '../http/context.js';
 import { principalOf, router } from '../http/route-kit.js';
 import { exportCustomerData, rfc5987 } from './export.js';
@@ -24,13 +23,7 @@ async function exportAccessor(ctx: AppContext, req: FastifyRequest): Promise<Dat
   if (p.kind !== 'customer_user' || p.role !== 'customer_admin') {
     throw errors.forbidden("exporting all data requires the customer's admin (signed in, not an API token)", 'データの一括エクスポートにはお客様の管理者としてのサインインが必要です（APIトークンは使えません）');
   }
-  const state = await customerServiceState(ctx.db, p.customerId);
-  if (state === 'ended' || state === 'none') {
-    throw new HokanError('contract_ended', bi('ご契約は終了しています。データの閲覧・操作・取得はできません。', 'The contract has ended: the data can no longer be viewed, changed or obtained.'));
-  }
-  if (state === 'suspended') {
-    throw new HokanError('customer_suspended', bi('サービスの利用が停止されています。データは保持されています。詳しくはお問い合わせください。', 'Service is suspended for this customer; the data is kept. Please contact the provider.'));
-  }
+  await assertCustomerServed(ctx, p.customerId);
   return { customerId: p.customerId, actor: actorOf(p), sourceIp: req.ip ?? null };
 }
 

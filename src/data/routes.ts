@@ -4,6 +4,7 @@ import { customerServiceState } from '../contracts/contracts.js';
 import { actorOf, isCustomerAdminOf, requireOperatorRole } from '../core/auth/principal.js';
 import { errors, HokanError } from '../core/errors.js';
 import { bi } from '../core/i18n.js';
+import { activeStopFor, stopUnavailableError } from '../incidents/stops.js';
 import type { AppContext } from '../http/context.js';
 import { instant, principalOf, router, uuid } from '../http/route-kit.js';
 import type { BlobStore } from '../storage/index.js';
@@ -17,15 +18,12 @@ const recordData = z.record(z.string(), z.unknown(), { error: 'must be a JSON ob
 const limit = z.coerce.number().int().min(1).max(MAX_PAGE).default(100);
 
 /**
- * The data API serves the Software (API tokens) and the customer's own users. Provider staff do
- * not read customer data through it. The customer always comes from the credential.
+ * Whether the customer's data may be used now: not after the end (R10.7), not while suspended
+ * (R11.1, data kept), not during a planned or emergency stop (R7.4, 503 saying what the stop is).
+ * Every path to the customer's data (data API, export) asks this.
  */
-async function dataAccessor(ctx: AppContext, req: FastifyRequest): Promise<DataAccessor> {
-  const p = principalOf(req);
-  if (p.kind === 'operator') {
-    throw errors.forbidden("the provider's staff do not use the data API; customer data is reached only by the customer's credentials", '事業者の担当者はデータAPIを使用できません');
-  }
-  const state = await customerServiceState(ctx.db, p.customerId);
+export async function assertCustomerServed(ctx: AppContext, customerId: string): Promise<void> {
+  const state = await customerServiceState(ctx.db, customerId);
   if (state === 'ended' || state === 'none') {
     // R10.7: after the end nothing of the data can be viewed, operated on or obtained.
     throw new HokanError('contract_ended', bi('ご契約は終了しています。データの閲覧・操作・取得はできません。', 'The contract has ended: the data can no longer be viewed, changed or obtained.'));
@@ -34,6 +32,21 @@ async function dataAccessor(ctx: AppContext, req: FastifyRequest): Promise<DataA
     // R11.1: suspension blocks access and keeps the data.
     throw new HokanError('customer_suspended', bi('サービスの利用が停止されています。データは保持されています。詳しくはお問い合わせください。', 'Service is suspended for this customer; the data is kept. Please contact the provider.'));
   }
+  // R7.4: during a planned or emergency stop the data API answers 503, saying what the stop is.
+  const stop = await activeStopFor(ctx.db, ctx.clock, customerId);
+  if (stop) throw stopUnavailableError(stop, ctx.clock.now());
+}
+
+/**
+ * The data API serves the Software (API tokens) and the customer's own users. Provider staff do
+ * not read customer data through it. The customer always comes from the credential.
+ */
+async function dataAccessor(ctx: AppContext, req: FastifyRequest): Promise<DataAccessor> {
+  const p = principalOf(req);
+  if (p.kind === 'operator') {
+    throw errors.forbidden("the provider's staff do not use the data API; customer data is reached only by the customer's credentials", '事業者の担当者はデータAPIを使用できません');
+  }
+  await assertCustomerServed(ctx, p.customerId);
   return { customerId: p.customerId, actor: actorOf(p), sourceIp: req.ip ?? null };
 }
 

@@ -9,6 +9,7 @@ import { registerAccountRoutes } from '../accounts/routes.js';
 import { resolveSession } from '../accounts/sessions.js';
 import { registerContractRoutes } from '../contracts/routes.js';
 import { registerDataRoutes } from '../data/routes.js';
+import { registerStopRoutes } from '../incidents/routes.js';
 import { registerExportRoutes } from '../data/export-routes.js';
 import { registerBackupRoutes } from '../backup/routes.js';
 import { registerMigrationRoutes } from '../backup/migration-routes.js';
@@ -163,7 +164,10 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
     }
     if (ctx.gateway && typeof err.code === 'string' && err.code.startsWith('FST_ERR_CTP_')) recordProtocolViolation(ctx.gateway, req, err.code);
     const known = err instanceof HokanError ? err : fromFastifyError(err);
-    if (known) return reply.code(known.httpStatus).send(known.toJSON());
+    if (known) {
+      if (known.retryAfterSeconds !== undefined) reply.header('retry-after', String(known.retryAfterSeconds));
+      return reply.code(known.httpStatus).send(known.toJSON());
+    }
     req.log.error({ err }, 'unhandled error');
     return reply.code(500).send(new HokanError('internal', bi('内部エラーが発生しました。', 'An internal error occurred.')).toJSON());
   });
@@ -189,6 +193,7 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
     registerExportRoutes(api, ctx);
     registerBackupRoutes(api, ctx);
     registerMigrationRoutes(api, ctx);
+    registerStopRoutes(api, ctx);
     if (ctx.gateway) registerGatewayRoutes(api, ctx, ctx.gateway);
     api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   }, { prefix: '/api/v1' });

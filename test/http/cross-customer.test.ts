@@ -38,6 +38,10 @@ const SAMPLE_BODIES: Record<string, unknown> = {
   'POST /api/v1/gateway/emergency': { on: true, reason: 'x' },
   'POST /api/v1/me/totp/enroll': {},
   'POST /api/v1/me/totp/confirm': { secret: 'A'.repeat(32), code: '123456' },
+  'POST /api/v1/stops/planned': { reason: 'maintenance', description: 'x', startsAt: '2027-01-10T01:00:00+09:00', endsAt: '2027-01-10T05:00:00+09:00', customerIds: ['{customerId}'] },
+  'POST /api/v1/stops/emergency': { cause: 'other', description: 'x', customerIds: ['{customerId}'] },
+  'POST /api/v1/stops/{stopId}/end': { note: 'x' },
+  'POST /api/v1/stops/{stopId}/cancel': { note: 'x' },
 };
 const SAMPLE_HEADERS: Record<string, Record<string, string>> = {
   'PUT /api/v1/data/collections/{collection}/records/{id}': { 'if-match': '"v1"' },
@@ -92,6 +96,7 @@ describe.each(databaseKinds)('cross-customer isolation on %s', (kind) => {
       .replace('{requestId}', ids.requestId)
       .replace('{backupId}', '5f2b7a52-3c1e-4d6f-9a8b-1c2d3e4f5a6b')
       .replace('{itemId}', '6a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d')
+      .replace('{stopId}', '7b2c3d4e-5f6a-4b7c-8d9e-0f1a2b3c4d5e')
       .replace('{format}', 'json');
 
   it('the walk covers every route with a sample body for every write', () => {

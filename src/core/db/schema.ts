@@ -296,7 +296,32 @@ export interface MisuseFlagsTable {
   reviewed_by: string | null;
 }
 
+// incidents
+export interface ServiceStopsTable {
+  id: string;
+  kind: 'planned' | 'emergency';
+  reason: string;
+  description: string;
+  starts_at: Timestamp;
+  /** planned: required; emergency: null until ended */
+  ends_at: Timestamp | null;
+  all_customers: boolean;
+  announced_at: Timestamp | null;
+  override_reason: string | null;
+  ended_at: Timestamp | null;
+  cancelled_at: Timestamp | null;
+  created_by: string;
+  created_at: Timestamp;
+}
+
+export interface ServiceStopCustomersTable {
+  stop_id: string;
+  customer_id: string;
+}
+
 export interface Database {
+  service_stops: ServiceStopsTable;
+  service_stop_customers: ServiceStopCustomersTable;
   gateway_events: GatewayEventsTable;
   misuse_flags: MisuseFlagsTable;
   billable_items: BillableItemsTable;
