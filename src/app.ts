@@ -13,6 +13,8 @@ import { registerBackupJobs } from './backup/jobs.js';
 import { loadBackupSettings } from './backup/settings.js';
 import { Gateway } from './gateway/gateway.js';
 import { loadGatewaySettings } from './gateway/settings.js';
+import { registerNotifyJobs } from './notify/jobs.js';
+import { createMailTransport } from './notify/outbox.js';
 import { parseBlobStoreUrl, type BlobStore } from './storage/index.js';
 
 export interface App {
@@ -40,6 +42,9 @@ export async function createApp(
   registerContractJobs(queue);
   registerAccountJobs(queue);
   registerDataJobs(queue, config);
+  const smtpUrl = config.smtpUrl;
+  if (!smtpUrl) logger.warn('HOKAN_SMTP_URL is not set: e-mail notices stay queued in the outbox until it is');
+  registerNotifyJobs(queue, () => (smtpUrl ? createMailTransport(smtpUrl, config.mailFrom) : null));
   const files = opts.files ?? parseBlobStoreUrl(config.filesUrl, config.s3Credentials);
   const backup = await loadBackupSettings(opts.env ?? process.env, { dataDir: config.dataDir, files, embedded: database.kind === 'pglite', s3Credentials: config.s3Credentials });
   registerBackupJobs(queue, { live: files, settings: backup, instanceId: config.instanceId, providerName: config.providerName, logger });

@@ -31,6 +31,11 @@ const envSchema = z.object({
   HOKAN_ACCESS_LOG_RETENTION_DAYS: z.coerce.number().int().min(1).max(36_500).default(5 * 365),
   HOKAN_PROVIDER_NAME: z.string().trim().min(1).max(200).default('データセンターサービス提供事業者'),
   HOKAN_PLANNED_STOP_LEAD_DAYS: z.coerce.number().int().min(0).max(365).default(14),
+  HOKAN_SMTP_URL: z
+    .string()
+    .regex(/^smtps?:\/\/[^/]/, 'must be an smtp:// or smtps:// URL')
+    .optional(),
+  HOKAN_MAIL_FROM: z.string().trim().min(3).max(300).regex(/^[^\r\n]+$/, 'must be one line').default('hokan <noreply@localhost>'),
 });
 
 export interface Config {
@@ -54,6 +59,9 @@ export interface Config {
   providerName: string;
   /** R7.2: how many days before a planned stop it must be announced (shorter needs an admin override). */
   plannedStopLeadDays: number;
+  /** Where e-mail notices are sent (smtp://host:port); unset: they stay queued in the outbox. */
+  smtpUrl: string | undefined;
+  mailFrom: string;
 }
 
 export class ConfigError extends Error {
@@ -92,6 +100,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     accessLogRetentionDays: e.HOKAN_ACCESS_LOG_RETENTION_DAYS,
     providerName: e.HOKAN_PROVIDER_NAME,
     plannedStopLeadDays: e.HOKAN_PLANNED_STOP_LEAD_DAYS,
+    smtpUrl: e.HOKAN_SMTP_URL,
+    mailFrom: e.HOKAN_MAIL_FROM,
   };
 }
 
@@ -114,4 +124,6 @@ export const configReference: Array<[name: string, def: string, meaning: string]
   ['HOKAN_ACCESS_LOG_RETENTION_DAYS', '1825', 'how long the data access log is kept (5 years)'],
   ['HOKAN_PROVIDER_NAME', 'データセンターサービス提供事業者', "the provider's name on certificates and notices"],
   ['HOKAN_PLANNED_STOP_LEAD_DAYS', '14', 'minimum notice for a planned stop (R7.2); shorter needs an admin override with a reason'],
+  ['HOKAN_SMTP_URL', '(unset)', 'SMTP server for e-mail notices, e.g. smtp://127.0.0.1:2525; unset: notices stay queued (a warning at start-up)'],
+  ['HOKAN_MAIL_FROM', 'hokan <noreply@localhost>', 'sender of e-mail notices'],
 ];

@@ -4,6 +4,7 @@ import { listContracts, suspendContract } from '../contracts/contracts.js';
 import { appendAudit, systemActor } from '../core/audit/audit-log.js';
 import type { Clock } from '../core/clock.js';
 import type { Db } from '../core/db/database.js';
+import { queueMisuseNotices } from '../notify/misuse-notice.js';
 import { GatewayEventRecorder } from './events.js';
 import { compileOriginPolicy, CountryLookup, type OriginPolicy } from './geo/index.js';
 import { MisuseDetector, type MisuseFinding } from './misuse/index.js';
@@ -94,10 +95,17 @@ export class Gateway {
         await this.db.deleteFrom('sessions').where('user_id', '=', f.credentialId).execute().catch(() => undefined);
       }
       if (!customerId) continue;
-      await this.db
-        .insertInto('misuse_flags')
-        .values({ id: randomUUID(), customer_id: customerId, credential_id: f.credentialId ?? f.loginId ?? null, kind: f.kind, action: f.action, detail: f.detail, source_ip: f.sourceIp, created_at: now, reviewed_at: null, reviewed_by: null })
-        .execute();
+      const flagId = randomUUID();
+      const flaggedCustomer = customerId;
+      // The flag and the notices to the customer's admins commit together (sent later by notify.deliver).
+      await this.db.transaction().execute(async (trx) => {
+        await trx
+          .insertInto('misuse_flags')
+          .values({ id: flagId, customer_id: flaggedCustomer, credential_id: f.credentialId ?? f.loginId ?? null, kind: f.kind, action: f.action, detail: f.detail, source_ip: f.sourceIp, created_at: now, reviewed_at: null, reviewed_by: null })
+          .execute();
+        const notices = await queueMisuseNotices(trx, this.clock, { flagId, customerId: flaggedCustomer, kind: f.kind, action: f.action, detail: f.detail, at: now });
+        if (notices.skippedUserIds.length > 0) this.logger.warn({ customerId: flaggedCustomer, userIds: notices.skippedUserIds }, 'misuse notice not queued: no valid e-mail address');
+      });
       if (f.action === 'suspend_customer') {
         const actor = systemActor('gateway misuse policy');
         for (const c of await listContracts(this.db, { customerId, status: 'active' })) {

@@ -165,6 +165,13 @@ export function installIds(app: FastifyInstance, gateway: Gateway): void {
   });
 }
 
+/** R12.2 slow requests (slowloris-style bodies): cut off by the timeout and recorded as DoS attempts. */
+export function installSlowRequestRecording(app: FastifyInstance, gateway: Gateway): void {
+  app.addHook('onTimeout', async (req) => {
+    gateway.events.record({ kind: 'ids', class: 'dos', ruleId: 'SLOW-001', action: 'block', sourceIp: req.ip, method: req.method, path: pathOf(req.url), details: { timeoutMs: gateway.settings.requestTimeoutMs } });
+  });
+}
+
 /** Requests the framework refused before any route ran (malformed JSON, wrong media type): recorded as protocol violations. */
 export function recordProtocolViolation(gateway: Gateway, req: FastifyRequest, code: string): void {
   gateway.events.record({ kind: 'ids', class: 'protocol_violation', ruleId: code, action: 'block', sourceIp: req.ip, method: req.method, path: pathOf(req.url) });

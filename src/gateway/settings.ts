@@ -20,6 +20,8 @@ export interface GatewaySettings {
   rateLimitPerSecond: number;
   /** Per-class IDS mode overrides, e.g. `scanner: 'block'`. */
   idsModes: Record<string, 'detect' | 'block'>;
+  /** A request (headers and body) must arrive within this time; slower ones are cut off and recorded. */
+  requestTimeoutMs: number;
 }
 
 const list = z.string().transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean));
@@ -36,6 +38,7 @@ const envSchema = z.object({
   HOKAN_IDS_RULES: z.string().min(1).optional(),
   HOKAN_SOURCE_RATE_LIMIT: z.coerce.number().int().min(1).max(1_000_000).default(200),
   HOKAN_IDS_MODES: list.default([]),
+  HOKAN_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(120_000),
 });
 
 export class GatewayConfigError extends Error {
@@ -59,6 +62,7 @@ export function loadGatewaySettings(env: NodeJS.ProcessEnv): GatewaySettings {
     operatorTotpRequired: e.HOKAN_OPERATOR_TOTP === 'required',
     idsRulesPath: e.HOKAN_IDS_RULES ?? null,
     rateLimitPerSecond: e.HOKAN_SOURCE_RATE_LIMIT,
+    requestTimeoutMs: e.HOKAN_REQUEST_TIMEOUT_MS,
     idsModes: Object.fromEntries(
       e.HOKAN_IDS_MODES.map((entry) => {
         const m = /^([a-z_]+):(detect|block)$/.exec(entry);

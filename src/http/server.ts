@@ -2,7 +2,7 @@ import fastifyCookie from '@fastify/cookie';
 import secureJson from 'secure-json-parse';
 import fastifySwagger from '@fastify/swagger';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
-import { installGatewayAfterAuth, installGatewayEntry, installIds, recordProtocolViolation, registerGatewayRoutes } from '../gateway/hooks.js';
+import { installGatewayAfterAuth, installGatewayEntry, installIds, installSlowRequestRecording, recordProtocolViolation, registerGatewayRoutes } from '../gateway/hooks.js';
 import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { resolveApiToken } from '../accounts/api-tokens.js';
 import { registerAccountRoutes } from '../accounts/routes.js';
@@ -65,8 +65,8 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
     // R4.1: the client address comes from the socket, or from X-Forwarded-For only via configured proxies.
     trustProxy: ctx.gateway && ctx.gateway.settings.trustedProxies.length > 0 ? ctx.gateway.settings.trustedProxies : false,
     // Slow bodies and slow headers (slowloris) are cut off instead of holding a connection forever.
-    requestTimeout: 120_000,
-    connectionTimeout: 130_000,
+    requestTimeout: ctx.gateway?.settings.requestTimeoutMs ?? 120_000,
+    connectionTimeout: ctx.gateway?.settings.requestTimeoutMs ?? 120_000,
     // Malformed HTTP that never reaches a route: answered 400 and recorded as a protocol violation.
     clientErrorHandler: (err, socket) => {
       ctx.gateway?.events.record({ kind: 'ids', class: 'protocol_violation', ruleId: `HTTP-${(err as NodeJS.ErrnoException).code ?? 'PARSE'}`.slice(0, 60), action: 'block', sourceIp: socket.remoteAddress ?? null });
@@ -135,6 +135,7 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
   if (ctx.gateway) {
     installGatewayAfterAuth(app, ctx, ctx.gateway);
     installIds(app, ctx.gateway);
+    installSlowRequestRecording(app, ctx.gateway);
   }
   // A browser sends cookies cross-site, but not a JSON content type or a foreign Origin without
   // CORS consent: requiring both for cookie-authenticated writes closes the CSRF hole.

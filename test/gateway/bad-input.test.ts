@@ -62,3 +62,33 @@ describe('malformed traffic over a real socket gets a clean 4xx and is recorded 
     expect(rows.some((r) => r.rule_id?.startsWith('HTTP-'))).toBe(true);
   });
 });
+
+describe('R12.2 a slow body is cut off and recorded as a DoS attempt', () => {
+  let app: TestApp;
+  let port: number;
+  beforeAll(async () => {
+    app = await startTestApp('pglite', '2026-11-24T01:00:00Z', { HOKAN_REQUEST_TIMEOUT_MS: '700' });
+    await app.server.listen({ host: '127.0.0.1', port: 0 });
+    port = (app.server.server.address() as net.AddressInfo).port;
+  });
+  afterAll(async () => app?.close());
+
+  it('a body that never finishes arriving is answered or dropped, and recorded', async () => {
+    const started = Date.now();
+    const status = await new Promise<string>((resolve) => {
+      const socket = net.connect(port, '127.0.0.1');
+      let out = '';
+      socket.on('data', (d) => (out += d.toString('latin1')));
+      socket.on('close', () => resolve(out.split('\r\n')[0] ?? ''));
+      socket.on('error', () => resolve(out.split('\r\n')[0] ?? ''));
+      // Headers promise 1,000 bytes; only 10 come, then nothing.
+      socket.write('POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"loginId"');
+      setTimeout(() => socket.destroy(), 10_000);
+    });
+    expect(Date.now() - started).toBeLessThan(9_000);
+    expect(status === '' || /^HTTP\/1\.1 4\d\d /.test(status)).toBe(true);
+    await app.ctx.gateway!.events.flush();
+    const rows = await app.ctx.db.selectFrom('gateway_events').select(['class', 'rule_id']).where('class', '=', 'dos').execute();
+    expect(rows.map((r) => r.rule_id)).toContain('SLOW-001');
+  });
+});

@@ -319,7 +319,24 @@ export interface ServiceStopCustomersTable {
   customer_id: string;
 }
 
+// notify
+export interface OutboundEmailsTable {
+  id: string;
+  dedupe_key: string;
+  to_address: string;
+  subject: string;
+  text_body: string;
+  created_at: Timestamp;
+  state: 'queued' | 'sent' | 'failed';
+  attempts: number;
+  next_attempt_at: Timestamp;
+  last_error: string | null;
+  sent_at: Timestamp | null;
+  message_id: string | null;
+}
+
 export interface Database {
+  outbound_emails: OutboundEmailsTable;
   service_stops: ServiceStopsTable;
   service_stop_customers: ServiceStopCustomersTable;
   gateway_events: GatewayEventsTable;
