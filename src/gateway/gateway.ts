@@ -39,7 +39,7 @@ export class Gateway {
       this.ids.setMode(cls as IdsClass, mode);
     }
     this.rates = new SourceRateMonitor(clock, settings.rateLimitPerSecond);
-    this.misuse = new MisuseDetector(clock);
+    this.misuse = new MisuseDetector(clock, { actions: settings.misuseActions });
     const priority = settings.priorityPaths;
     this.admission = new AdmissionController({
       maxConcurrent: settings.maxConcurrent,

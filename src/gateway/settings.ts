@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MISUSE_ACTIONS, MISUSE_FINDING_KINDS, type MisuseAction, type MisuseFindingKind } from './misuse/policy.js';
 
 /** Gateway configuration, read from the environment beside the core Config. */
 export interface GatewaySettings {
@@ -22,6 +23,8 @@ export interface GatewaySettings {
   idsModes: Record<string, 'detect' | 'block'>;
   /** A request (headers and body) must arrive within this time; slower ones are cut off and recorded. */
   requestTimeoutMs: number;
+  /** R11.1③: the provider's policy — what each kind of misuse finding leads to. */
+  misuseActions: Partial<Record<MisuseFindingKind, MisuseAction>>;
 }
 
 const list = z.string().transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean));
@@ -39,6 +42,7 @@ const envSchema = z.object({
   HOKAN_SOURCE_RATE_LIMIT: z.coerce.number().int().min(1).max(1_000_000).default(200),
   HOKAN_IDS_MODES: list.default([]),
   HOKAN_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(120_000),
+  HOKAN_MISUSE_ACTIONS: list.default([]),
 });
 
 export class GatewayConfigError extends Error {
@@ -63,6 +67,15 @@ export function loadGatewaySettings(env: NodeJS.ProcessEnv): GatewaySettings {
     idsRulesPath: e.HOKAN_IDS_RULES ?? null,
     rateLimitPerSecond: e.HOKAN_SOURCE_RATE_LIMIT,
     requestTimeoutMs: e.HOKAN_REQUEST_TIMEOUT_MS,
+    misuseActions: Object.fromEntries(
+      e.HOKAN_MISUSE_ACTIONS.map((entry) => {
+        const [kind, action] = entry.split(':');
+        if (!(MISUSE_FINDING_KINDS as readonly string[]).includes(kind ?? '') || !(MISUSE_ACTIONS as readonly string[]).includes(action ?? '')) {
+          throw new GatewayConfigError(`HOKAN_MISUSE_ACTIONS: "${entry}" must be kind:action with kind one of ${MISUSE_FINDING_KINDS.join(', ')} and action one of ${MISUSE_ACTIONS.join(', ')}`);
+        }
+        return [kind as MisuseFindingKind, action as MisuseAction];
+      }),
+    ),
     idsModes: Object.fromEntries(
       e.HOKAN_IDS_MODES.map((entry) => {
         const m = /^([a-z_]+):(detect|block)$/.exec(entry);

@@ -163,3 +163,32 @@ describe('R12.2 the IDS in the chain', () => {
     expect(rows.length).toBeGreaterThan(0);
   });
 });
+
+describe('behind a declared reverse proxy, with the provider\'s misuse policy', () => {
+  let app: TestApp;
+  let customerId: string;
+  let contractId: string;
+  let token: string;
+  beforeAll(async () => {
+    app = await startTestApp('pglite', '2026-11-24T01:00:00Z', { HOKAN_TRUSTED_PROXIES: '127.0.0.1', HOKAN_MISUSE_ACTIONS: 'abroad_use:suspend_customer' });
+    const c = await addCustomerWithContract(app, 'ume');
+    customerId = c.customer.id;
+    contractId = c.contractId;
+    await addCustomerUser(app, customerId, 'ume-admin', 'customer_admin');
+    token = (await app.request({ method: 'POST', url: `/api/v1/customers/${customerId}/api-tokens`, cookie: await app.signIn('ume-admin'), payload: { name: 'sw' } })).json().token;
+  });
+  afterAll(async () => app?.close());
+
+  it('R4.1 the client address comes from X-Forwarded-For of a trusted proxy', async () => {
+    expect((await app.request({ method: 'GET', url: '/api/v1/data/collections', token, headers: { 'x-forwarded-for': JP } })).statusCode).toBe(200);
+    expect((await app.request({ method: 'GET', url: '/api/v1/data/collections', token, headers: { 'x-forwarded-for': US } })).statusCode).toBe(403);
+  });
+
+  it('R11.1③ repeated use from abroad suspends the customer when the provider\'s policy says so', async () => {
+    for (let i = 0; i < 3; i++) await app.request({ method: 'GET', url: '/api/v1/data/collections', token, headers: { 'x-forwarded-for': DE } });
+    const contract = await app.ctx.db.selectFrom('contracts').select(['status', 'suspension_reason']).where('id', '=', contractId).executeTakeFirstOrThrow();
+    expect(contract).toEqual({ status: 'suspended', suspension_reason: 'credential_misuse' });
+    const home = await app.request({ method: 'GET', url: '/api/v1/data/collections', token, headers: { 'x-forwarded-for': JP } });
+    expect(home.json().error.code).toMatch(/customer_suspended|credential_locked/);
+  });
+});
