@@ -21,7 +21,7 @@ declare module 'fastify' {
 }
 
 /** Paths that stay answerable from anywhere and under any load: liveness for the provider's monitors. */
-const EXEMPT = new Set(['/healthz']);
+const EXEMPT = new Set(['/healthz', '/metrics']);
 
 /** Sent with every response; precomputed so the hook costs one call. */
 const SECURITY_HEADERS: Record<string, string> = {

@@ -16,6 +16,7 @@ import { registerMigrationRoutes } from '../backup/migration-routes.js';
 import { errors, HokanError, type ErrorCode } from '../core/errors.js';
 import { bi } from '../core/i18n.js';
 import { registerAuditRoutes } from './audit-routes.js';
+import { installMetrics } from '../observability/metrics.js';
 import type { AppContext } from './context.js';
 
 import { SESSION_COOKIE } from './route-kit.js';
@@ -177,6 +178,7 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
     return reply.code(404).send(e.toJSON());
   });
 
+  installMetrics(app, ctx);
   app.get('/healthz', { schema: { hide: true } }, async (_req, reply) => {
     try {
       await ctx.db.selectFrom('hokan_migrations' as never).select((eb) => eb.lit(1).as('one')).limit(1).execute();
