@@ -10,6 +10,7 @@ import { resolveSession } from '../accounts/sessions.js';
 import { registerContractRoutes } from '../contracts/routes.js';
 import { registerDataRoutes } from '../data/routes.js';
 import { registerStopRoutes } from '../incidents/routes.js';
+import { registerIncidentRoutes } from '../incidents/incident-routes.js';
 import { registerExportRoutes } from '../data/export-routes.js';
 import { registerBackupRoutes } from '../backup/routes.js';
 import { registerMigrationRoutes } from '../backup/migration-routes.js';
@@ -197,6 +198,7 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
     registerBackupRoutes(api, ctx);
     registerMigrationRoutes(api, ctx);
     registerStopRoutes(api, ctx);
+    registerIncidentRoutes(api, ctx);
     if (ctx.gateway) registerGatewayRoutes(api, ctx, ctx.gateway);
     api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   }, { prefix: '/api/v1' });

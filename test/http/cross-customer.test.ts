@@ -36,6 +36,9 @@ const SAMPLE_BODIES: Record<string, unknown> = {
   'POST /api/v1/migration-requests/{requestId}/delivered': { note: 'x' },
   'PUT /api/v1/billable-items/{itemId}/amount': { amountYen: 1 },
   'POST /api/v1/gateway/emergency': { on: true, reason: 'x' },
+  'POST /api/v1/incidents': { title: 'x', severity: 'minor', occurredAt: '2026-11-24T00:00:00Z' },
+  'POST /api/v1/incidents/{incidentId}/milestones': { milestone: 'first_notice' },
+  'PUT /api/v1/incidents/{incidentId}/assessment': { entirelyUnusable: true, providerFault: true, exclusion: null, note: 'x' },
   'POST /api/v1/me/totp/enroll': {},
   'POST /api/v1/me/totp/confirm': { secret: 'A'.repeat(32), code: '123456' },
   'POST /api/v1/stops/planned': { reason: 'maintenance', description: 'x', startsAt: '2027-01-10T01:00:00+09:00', endsAt: '2027-01-10T05:00:00+09:00', customerIds: ['{customerId}'] },
@@ -97,7 +100,8 @@ describe.each(databaseKinds)('cross-customer isolation on %s', (kind) => {
       .replace('{backupId}', '5f2b7a52-3c1e-4d6f-9a8b-1c2d3e4f5a6b')
       .replace('{itemId}', '6a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d')
       .replace('{stopId}', '7b2c3d4e-5f6a-4b7c-8d9e-0f1a2b3c4d5e')
-      .replace('{format}', 'json');
+      .replace('{format}', 'json')
+      .replace('{incidentId}', '7b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e');
 
   it('the walk covers every route with a sample body for every write', () => {
     expect(routes.length).toBeGreaterThan(20);

@@ -335,7 +335,33 @@ export interface OutboundEmailsTable {
   message_id: string | null;
 }
 
+export interface IncidentsTable {
+  id: string;
+  title: string;
+  severity: 'critical' | 'major' | 'minor';
+  cause: string | null;
+  opened_by: string;
+  occurred_at: Timestamp;
+  detected_at: Timestamp;
+  first_notice_at: Timestamp | null;
+  recovered_at: Timestamp | null;
+  recovery_notice_at: Timestamp | null;
+  report_at: Timestamp | null;
+  entirely_unusable: boolean;
+  provider_fault: boolean;
+  exclusion: string | null;
+  all_customers: boolean;
+  created_at: Timestamp;
+}
+
+export interface IncidentCustomersTable {
+  incident_id: string;
+  customer_id: string;
+}
+
 export interface Database {
+  incidents: IncidentsTable;
+  incident_customers: IncidentCustomersTable;
   outbound_emails: OutboundEmailsTable;
   service_stops: ServiceStopsTable;
   service_stop_customers: ServiceStopCustomersTable;
