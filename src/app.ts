@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { registerAccountJobs } from './accounts/jobs.js';
 import { registerContractJobs } from './contracts/jobs.js';
+import { registerIncidentJobs } from './incidents/jobs.js';
 import { systemClock, type Clock } from './core/clock.js';
 import type { Config } from './core/config.js';
 import { migrate, openDatabase, type DatabaseHandle, type DatabaseTarget } from './core/db/database.js';
@@ -40,6 +41,7 @@ export async function createApp(
   const clock = opts.clock ?? systemClock;
   const queue = new JobQueue({ db: database.db, clock, instanceId: config.instanceId, logger });
   registerContractJobs(queue);
+  registerIncidentJobs(queue);
   registerAccountJobs(queue);
   registerDataJobs(queue, config);
   const smtpUrl = config.smtpUrl;

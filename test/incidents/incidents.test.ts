@@ -76,3 +76,36 @@ describe.each(databaseKinds)('incidents over HTTP on %s', (kind) => {
     expect((await app.request({ method: 'GET', url: '/api/v1/incidents', cookie: bCookie })).json().incidents).toEqual([]);
   });
 });
+
+describe.each(databaseKinds)('R8.3 operators are alerted at 12 h and 20 h on %s', (kind) => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startTestApp(kind, '2026-11-24T00:00:00Z');
+    await addOperator(app, 'alert-ops', ['operator']);
+    await addOperator(app, 'alert-bill', ['billing']);
+  });
+  afterAll(async () => app?.close());
+
+  it('queues one alert e-mail per operator per threshold while the incident is unresolved, none after recovery', async () => {
+    const cookie = await app.signIn('alert-ops');
+    const inc = (await app.request({ method: 'POST', url: '/api/v1/incidents', cookie, payload: { title: 'DB障害', severity: 'critical', occurredAt: '2026-11-24T00:00:00Z' } })).json().incident;
+    const alerts = () => app.ctx.db.selectFrom('outbound_emails').select(['to_address', 'subject']).where('subject', 'like', '%障害発生から%').execute();
+    app.clock.set('2026-11-24T11:59:00Z');
+    await app.ctx.queue.poll();
+    expect(await alerts()).toEqual([]);
+    app.clock.set('2026-11-24T12:00:30Z');
+    await app.ctx.queue.poll();
+    await app.ctx.queue.poll();
+    const first = await alerts();
+    expect(first.map((a) => a.to_address)).toEqual(['alert-ops@provider.example.jp']);
+    expect(first[0]!.subject).toContain('12時間');
+    app.clock.set('2026-11-24T20:00:30Z');
+    await app.ctx.queue.poll();
+    expect((await alerts()).map((a) => a.subject.slice(0, 20)).sort()).toHaveLength(2);
+    const again = await app.signIn('alert-ops');
+    await app.request({ method: 'POST', url: `/api/v1/incidents/${inc.id}/milestones`, cookie: again, payload: { milestone: 'recovered' } });
+    app.clock.set('2026-11-24T23:00:00Z');
+    await app.ctx.queue.poll();
+    expect(await alerts()).toHaveLength(2);
+  });
+});
