@@ -1,7 +1,8 @@
-import { sql } from 'kysely';
+import { sql, type Selectable } from 'kysely';
 import type { Actor } from '../core/audit/audit-log.js';
 import type { Clock } from '../core/clock.js';
 import type { Db, DbOrTx, Tx } from '../core/db/database.js';
+import type { DataAccessLogTable } from '../core/db/schema.js';
 import { GENESIS_HASH, linkHash } from '../core/hash-chain.js';
 
 /**
@@ -82,21 +83,8 @@ export function logDataRead(db: Db, clock: Clock, access: DataAccess): Promise<v
   return db.transaction().execute((trx) => logDataAccess(trx, clock, access));
 }
 
-type Row = {
-  seq: string;
-  customer_id: string;
-  at: Date;
-  actor_kind: string;
-  actor_id: string | null;
-  actor_label: string;
-  source_ip: string | null;
-  operation: string;
-  target_type: string;
-  collection: string | null;
-  target_id: string | null;
-  prev_hash: string;
-  hash: string;
-};
+/** A row as the database returns it; the schema is the one description of the table. */
+type Row = Selectable<DataAccessLogTable>;
 
 function fromRow(r: Row): DataAccessEntry {
   return {
@@ -136,7 +124,7 @@ export async function searchDataAccess(db: DbOrTx, q: DataAccessQuery): Promise<
   if (q.collection) query = query.where('collection', '=', q.collection);
   if (q.targetId) query = query.where('target_id', '=', q.targetId);
   if (q.afterSeq !== undefined) query = query.where('seq', '>', String(q.afterSeq));
-  return (await query.execute()).map((r) => fromRow(r as Row));
+  return (await query.execute()).map(fromRow);
 }
 
 export type AccessLogVerification = { ok: true; entries: number } | { ok: false; entries: number; brokenAtSeq: number };
@@ -153,7 +141,7 @@ export async function verifyDataAccessChain(db: Db, customerId: string): Promise
     const rows = await db.selectFrom('data_access_log').selectAll().where('customer_id', '=', customerId).where('seq', '>', String(after)).orderBy('seq').limit(1000).execute();
     if (rows.length === 0) return { ok: true, entries: count };
     for (const raw of rows) {
-      const e = fromRow(raw as Row);
+      const e = fromRow(raw);
       const { seq, hash, ...rest } = e;
       if ((prev !== null && e.prevHash !== prev) || hashOf(rest) !== hash) return { ok: false, entries: count, brokenAtSeq: seq };
       prev = hash;

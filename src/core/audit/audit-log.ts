@@ -1,6 +1,7 @@
-import { sql } from 'kysely';
+import { sql, type Selectable } from 'kysely';
 import type { Clock } from '../clock.js';
 import type { Db, DbOrTx, Tx } from '../db/database.js';
+import type { AuditLogTable } from '../db/schema.js';
 import { GENESIS_HASH, linkHash } from '../hash-chain.js';
 
 /** Who did something: a person, a machine credential, or hokan itself (a scheduled job). */
@@ -94,21 +95,7 @@ export async function appendAudit(trx: Tx, clock: Clock, input: AuditEntryInput)
   return { ...base, seq: Number(row.seq), hash };
 }
 
-type AuditRow = {
-  seq: string;
-  at: Date;
-  actor_kind: string;
-  actor_id: string | null;
-  actor_label: string;
-  action: string;
-  subject_type: string;
-  subject_id: string;
-  customer_id: string | null;
-  reason: string | null;
-  details: unknown;
-  prev_hash: string;
-  hash: string;
-};
+type AuditRow = Selectable<AuditLogTable>;
 
 function fromRow(r: AuditRow): AuditEntry {
   return {
@@ -141,7 +128,7 @@ export async function listAudit(db: DbOrTx, q: AuditQuery): Promise<AuditEntry[]
   if (q.customerId) query = query.where('customer_id', '=', q.customerId);
   if (q.afterSeq !== undefined) query = query.where('seq', '>', String(q.afterSeq));
   const rows = await query.execute();
-  return rows.map((r) => fromRow(r as AuditRow));
+  return rows.map(fromRow);
 }
 
 export type AuditVerification =
@@ -166,7 +153,7 @@ export async function verifyAuditChain(db: Db, batchSize = 1000): Promise<AuditV
       .execute();
     if (rows.length === 0) return { ok: true, entries: count, headHash: prev };
     for (const raw of rows) {
-      const e = fromRow(raw as AuditRow);
+      const e = fromRow(raw);
       if (e.prevHash !== prev) {
         return { ok: false, entries: count, brokenAtSeq: e.seq, problem: 'previous-hash link does not match the entry before it (an entry was removed, inserted or altered)' };
       }
