@@ -33,6 +33,7 @@ export interface RestoreResult {
 
 // 500 lines per statement: larger batches add heap without adding speed (measured).
 const BATCH = 500;
+const STAGING_CONCURRENCY = 4;
 
 /**
  * R10.4: puts one customer's data back as it was in a catalogued backup, from either target.
@@ -67,33 +68,54 @@ export async function restoreCustomer(
   const unstage = async () => {
     for (const s of staged) await live.delete(s.key, clock.now()).catch(() => {});
   };
+  // Files are staged while the records load: on PostgreSQL the inserts run in the server process,
+  // so decrypting files here and loading rows there use both cores. A few files at a time keeps
+  // the fs/S3 pipe busy without holding more than a few chunks each in memory.
+  let stopStaging = false;
+  const stageFiles = async (): Promise<void> => {
+    let next = 0;
+    let done = 0;
+    const worker = async () => {
+      while (next < manifest.files.length && !stopStaging) {
+        const f = manifest.files[next++]!;
+        if (!parts.some((p) => p.name === f.part)) throw new Error(`file part ${f.part} is not in the catalog`);
+        const stagedKey = `${fileBlobKey(customerId, f.id)}-${tag}`;
+        if (await live.head(stagedKey)) throw new Error(`staging key ${stagedKey} is already taken`);
+        const check = new HashingStream();
+        const decrypt = createDecryptStream(key, { aad: partAad(customerId, row.id, f.part) });
+        const out = new PassThrough();
+        const src = await store.get(partKey(customerId, row.id, f.part));
+        staged.push({ fileId: f.id, key: stagedKey });
+        await Promise.all([pipeline(src, decrypt, check, out), live.put(stagedKey, out, { contentType: f.contentType })]);
+        if (check.sha256 !== f.sha256) throw new Error(`file ${f.id} decrypted to other bytes than the manifest records`);
+        progress({ phase: 'files', done: ++done, total: manifest.files.length });
+      }
+    };
+    const results = await Promise.allSettled(
+      Array.from({ length: Math.min(STAGING_CONCURRENCY, manifest.files.length) }, () =>
+        worker().catch((err: unknown) => {
+          stopStaging = true;
+          throw err;
+        }),
+      ),
+    );
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  };
+  // Settled before anything else happens to the staged list: a failing worker must not leave the
+  // others writing while the cleanup runs.
+  progress({ phase: 'files', done: 0, total: manifest.files.length });
+  const staging = stageFiles().then(
+    () => null,
+    (err: unknown) => err,
+  );
   try {
-    let n = 0;
-    for (const f of manifest.files) {
-      progress({ phase: 'files', done: n++, total: manifest.files.length });
-      if (!parts.some((p) => p.name === f.part)) throw new Error(`file part ${f.part} is not in the catalog`);
-      const stagedKey = `${fileBlobKey(customerId, f.id)}-${tag}`;
-      if (await live.head(stagedKey)) throw new Error(`staging key ${stagedKey} is already taken`);
-      const check = new HashingStream();
-      const decrypt = createDecryptStream(key, { aad: partAad(customerId, row.id, f.part) });
-      const out = new PassThrough();
-      const src = await store.get(partKey(customerId, row.id, f.part));
-      staged.push({ fileId: f.id, key: stagedKey });
-      await Promise.all([pipeline(src, decrypt, check, out), live.put(stagedKey, out, { contentType: f.contentType })]);
-      if (check.sha256 !== f.sha256) throw new Error(`file ${f.id} decrypted to other bytes than the manifest records`);
-    }
-
     // 2. Replace the customer's records and file rows in one transaction.
     progress({ phase: 'records', done: 0, total: manifest.records.count });
     let restoredRecords = 0;
     await db.transaction().execute(async (trx) => {
       await trx.deleteFrom('data_records').where('customer_id', '=', customerId).execute();
       await trx.deleteFrom('data_files').where('customer_id', '=', customerId).execute();
-      const stagedKeyOf = new Map(staged.map((s) => [s.fileId, s.key]));
-      for (let i = 0; i < manifest.files.length; i += 500) {
-        const rows = manifest.files.slice(i, i + 500).map((f) => ({ customer_id: customerId, id: f.id, name: f.name, content_type: f.contentType, size: f.size, sha256: f.sha256, blob_key: stagedKeyOf.get(f.id)!, created_at: f.createdAt }));
-        await trx.insertInto('data_files').values(rows).execute();
-      }
       const src = await store.get(partKey(customerId, row.id, manifest.records.part));
       const decrypt = createDecryptStream(key, { aad: partAad(customerId, row.id, manifest.records.part) });
       const gunzip = createGunzip();
@@ -126,6 +148,13 @@ export async function restoreCustomer(
       if (plain.sha256 !== manifest.records.plainSha256 || restoredRecords !== manifest.records.count) {
         throw new Error(`restored records do not match the manifest (${restoredRecords} of ${manifest.records.count})`);
       }
+      const stagingError = await staging;
+      if (stagingError) throw stagingError;
+      const stagedKeyOf = new Map(staged.map((s) => [s.fileId, s.key]));
+      for (let i = 0; i < manifest.files.length; i += 500) {
+        const rows = manifest.files.slice(i, i + 500).map((f) => ({ customer_id: customerId, id: f.id, name: f.name, content_type: f.contentType, size: f.size, sha256: f.sha256, blob_key: stagedKeyOf.get(f.id)!, created_at: f.createdAt }));
+        await trx.insertInto('data_files').values(rows).execute();
+      }
       await logDataAccess(trx, clock, { customerId, actor: input.actor, sourceIp: null, operation: 'restore', targetType: 'customer', targetId: row.id });
       await appendAudit(trx, clock, {
         actor: input.actor,
@@ -146,6 +175,8 @@ export async function restoreCustomer(
     progress({ phase: 'done', done: 1, total: 1 });
     return { backupId: row.id, customerId, from, records: restoredRecords, files: manifest.files.length };
   } catch (err) {
+    stopStaging = true;
+    await staging;
     await unstage();
     throw err;
   }

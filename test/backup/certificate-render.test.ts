@@ -216,16 +216,13 @@ describe('deletion certificate as PDF', () => {
   });
 
   it('paginates 2,000 file objects instead of running off the page', async () => {
-    const t0 = Date.now();
     const pdf = await renderCertificatePdf(large, SHA);
-    const ms = Date.now() - t0;
     keep('certificate-2000.pdf', pdf);
     const pages = pageCount(pdf);
     // ~57 compact rows fit a page (38 pages when written); not one page, nor a page per few rows.
     expect(pages).toBeGreaterThan(20);
     expect(pages).toBeLessThan(60);
     expect(pdf.length).toBeLessThan(3_000_000);
-    expect(ms).toBeLessThan(15_000);
     if (hasPdftotext) {
       const file = path.join(tmp, 'large.pdf');
       fs.writeFileSync(file, pdf);

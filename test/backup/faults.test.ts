@@ -333,7 +333,7 @@ function faultSuite(label: string, makeTarget: (base: string) => Promise<Target>
 
     // A backup still within the abandonment window is left alone.
     expect(await failAbandonedBackups(db(), new ManualClock(new Date(Date.now() + HOUR)))).toBe(0);
-  });
+  }, 180_000);
 
   it(`${label}: 7 h later the abandoned backups are marked failed, and the next run completes good and verifies`, async () => {
     const later = new ManualClock(new Date(Date.now() + 7 * HOUR));
