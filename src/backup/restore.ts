@@ -34,6 +34,7 @@ export interface RestoreResult {
 // 500 lines per statement: larger batches add heap without adding speed (measured).
 const BATCH = 500;
 const STAGING_CONCURRENCY = 4;
+const CLEANUP_BATCH = 16;
 
 /**
  * R10.4: puts one customer's data back as it was in a catalogued backup, from either target.
@@ -169,9 +170,18 @@ export async function restoreCustomer(
     // 3. Remove live objects the restored rows no longer reference.
     progress({ phase: 'cleanup', done: 0, total: 1 });
     const keep = new Set(staged.map((s) => s.key));
+    // Deleted a batch at a time: one by one, each delete waits for its own round trip (or fsync).
+    let doomed: string[] = [];
+    const sweep = async () => {
+      await Promise.all(doomed.map((k) => live.delete(k, clock.now()).catch(() => {})));
+      doomed = [];
+    };
     for await (const blob of live.list(customerFilesPrefix(customerId))) {
-      if (!keep.has(blob.key)) await live.delete(blob.key, clock.now()).catch(() => {});
+      if (keep.has(blob.key)) continue;
+      doomed.push(blob.key);
+      if (doomed.length >= CLEANUP_BATCH) await sweep();
     }
+    await sweep();
     progress({ phase: 'done', done: 1, total: 1 });
     return { backupId: row.id, customerId, from, records: restoredRecords, files: manifest.files.length };
   } catch (err) {
