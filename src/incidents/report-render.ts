@@ -77,7 +77,8 @@ function dailyChartSvg(s: CustomerMonthStatistics): string {
       const day = Number(d.date.slice(8));
       const label = `<text x="${(x + bw / 2 - 1).toFixed(1)}" y="${H - 12}" font-size="9" text-anchor="middle">${day}</text>`;
       if (d.availabilityPct === null) return label;
-      const yy = y(d.availabilityPct);
+      // A day with outage keeps a visible sliver even at 0 %.
+      const yy = Math.min(y(d.availabilityPct), d.outageMinutes > 0 ? top + plotH - 2 : Infinity);
       const fill = d.outageMinutes > 0 ? '#c0392b' : d.plannedMinutes > 0 ? '#7f8c8d' : '#2e7d4f';
       return `<rect x="${x.toFixed(1)}" y="${yy.toFixed(1)}" width="${(bw - 2).toFixed(1)}" height="${(top + plotH - yy).toFixed(1)}" fill="${fill}"><title>${esc(d.date)}: ${pct(d.availabilityPct)}</title></rect>${label}`;
     })
@@ -297,7 +298,7 @@ export async function renderReportPdf(s: CustomerMonthStatistics): Promise<Buffe
   s.daily.forEach((d, i) => {
     const x = axisLeft + i * bw + 0.8;
     if (d.availabilityPct !== null) {
-      const y = yOf(d.availabilityPct);
+      const y = Math.min(yOf(d.availabilityPct), d.outageMinutes > 0 ? chartTop + chartH - 1.5 : Infinity);
       doc.rect(x, y, Math.max(1, bw - 1.6), chartTop + chartH - y).fill(d.outageMinutes > 0 ? '#c0392b' : d.plannedMinutes > 0 ? '#7f8c8d' : '#2e7d4f');
     }
     if (i % 2 === 0) doc.fillColor('#58606a').text(String(Number(d.date.slice(8))), x - 2, chartTop + chartH + 2, { width: bw + 4, align: 'center', lineBreak: false });
