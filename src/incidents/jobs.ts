@@ -2,7 +2,7 @@ import { formatJapanDateTime } from '../core/japan-time.js';
 import type { JobQueue } from '../core/jobs/job-queue.js';
 import { queueEmail } from '../notify/outbox.js';
 import { listOperators } from '../accounts/users.js';
-import { getCustomer } from '../contracts/customers.js';
+import { findCustomer } from '../contracts/customers.js';
 import { dueBreachReminders } from './breach-clock.js';
 import { slaStatus } from './incidents.js';
 
@@ -54,7 +54,8 @@ export function registerIncidentJobs(queue: JobQueue): void {
     if (due.length === 0) return;
     const operators = (await listOperators(db)).filter((u) => !u.disabled && u.roles.some((r) => r === 'admin' || r === 'operator'));
     for (const d of due) {
-      const customer = await getCustomer(db, d.customerId);
+      const found = await findCustomer(db, d.customerId);
+      const customer = found ?? { name: d.customerId, code: d.customerId };
       const stage = d.stage === 'preliminary' ? { ja: '速報', en: 'preliminary' } : { ja: '確報', en: 'final' };
       for (const op of operators) {
         await queueEmail(db, clock, {

@@ -194,6 +194,24 @@ describe.each(databaseKinds)('R12.4 monthly statistics on %s', (kind) => {
     expect(text).not.toContain('別顧客の障害');
   });
 
+  it('R12.4 R8.3 R20 an incident still open and an emergency stop still running count up to now', async () => {
+    // Now: 5 Dec 12:00 JST. A's incident since 10:00 JST; an emergency stop for B from now.
+    const open = await openIncident(app.ctx.db, app.clock, ops, { title: '継続中の障害', severity: 'critical', cause: null, occurredAt: jst('2026-12-05T10:00:00'), detectedAt: jst('2026-12-05T10:30:00'), customerIds: [a], entirelyUnusable: true });
+    await startEmergencyStop(app.ctx.db, app.clock, ops, { cause: 'attack', description: '攻撃への対処', customerIds: [b] });
+    app.clock.advance(3_600_000);
+    const ra = await report(a, '2026-12', aCookie);
+    expect(ra.availability).toMatchObject({ outageMinutes: 180, measuredMinutes: 4 * 1440 + 13 * 60 });
+    expect(ra.daily.find((x: { date: string }) => x.date === '2026-12-05')).toMatchObject({ outageMinutes: 180, measuredMinutes: 780 });
+    expect(ra.summary.timeToRestore).toEqual({ averageMinutes: null, maxMinutes: null, unresolved: 1 });
+    expect(ra.summary.byCause.unspecified).toBe(1);
+    expect(ra.incidents.find((i: { id: string }) => i.id === open.id)).toMatchObject({ restoreMinutes: null, sla: { restoration: 'running' }, liability: { liable: 'pending' } });
+    expect(ra.summary.liability).toMatchObject({ pending: 1, liable: 0 });
+    const rb = await report(b, '2026-12', bCookie);
+    expect(rb.availability.outageMinutes).toBe(60);
+    expect(rb.stops).toMatchObject([{ kind: 'emergency', reason: 'attack', endsAt: null, minutesInMonth: 60 }]);
+    expect(rb.incidents).toEqual([]);
+  });
+
   it('R12.4 the provider summary lists every customer\'s availability and every incident of the month', async () => {
     const res = await app.request({ method: 'GET', url: '/api/v1/reports/2026-11', cookie: opsCookie });
     expect(res.statusCode).toBe(200);
