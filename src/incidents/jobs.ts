@@ -1,9 +1,13 @@
 import { formatJapanDateTime } from '../core/japan-time.js';
 import type { JobQueue } from '../core/jobs/job-queue.js';
 import { queueEmail } from '../notify/outbox.js';
+import { listOperators } from '../accounts/users.js';
+import { findCustomer } from '../contracts/customers.js';
+import { dueBreachReminders } from './breach-clock.js';
 import { slaStatus } from './incidents.js';
 
 export const SLA_ALERTS = 'incidents.sla-alerts';
+export const BREACH_REMINDERS = 'incidents.breach-reminders';
 
 /**
  * R8.3: operators are alerted before the 24-hour target is breached — at 12 h and 20 h after the
@@ -39,4 +43,35 @@ export function registerIncidentJobs(queue: JobQueue): void {
     }
   });
   queue.schedule({ name: SLA_ALERTS, queue: SLA_ALERTS, everyMs: 60_000 });
+
+  /*
+   * Decision 0020: before each deadline of the personal-data breach clock (preliminary and final
+   * notice to each affected customer), every admin and operator is e-mailed once — the dedupe key
+   * names the breach, the customer, the stage and the operator.
+   */
+  queue.register(BREACH_REMINDERS, async ({ db, clock }) => {
+    const due = await dueBreachReminders(db, clock.now());
+    if (due.length === 0) return;
+    const operators = (await listOperators(db)).filter((u) => !u.disabled && u.roles.some((r) => r === 'admin' || r === 'operator'));
+    for (const d of due) {
+      const found = await findCustomer(db, d.customerId);
+      const customer = found ?? { name: d.customerId, code: d.customerId };
+      const stage = d.stage === 'preliminary' ? { ja: '速報', en: 'preliminary' } : { ja: '確報', en: 'final' };
+      for (const op of operators) {
+        await queueEmail(db, clock, {
+          dedupeKey: `breach:${d.breachId}:${d.customerId}:${d.stage}:${op.id}`,
+          to: op.email,
+          subject: `【要対応】個人データ漏えい等の${stage.ja}期限 ${formatJapanDateTime(d.dueAt)} / Personal-data breach: ${stage.en} notice due`,
+          text: [
+            `個人データの漏えい等（障害 ${d.incidentId}）について、お客様「${customer.name}」（${customer.code}）への${stage.ja}の期限は ${formatJapanDateTime(d.dueAt)} です${d.overdue ? '（期限を過ぎています）' : ''}。`,
+            'お客様が個人情報保護委員会への報告（施行規則第8条）を期限内に行えるよう、速やかに通知し、送付を記録してください。',
+            '',
+            `The ${stage.en} notice to customer ${customer.code} about the personal-data breach of incident ${d.incidentId} is due ${d.dueAt.toISOString()}${d.overdue ? ' (overdue)' : ''}.`,
+            `Breach id ${d.breachId}.`,
+          ].join('\n'),
+        }).catch(() => null); // one unusable address must not keep the reminder from the other operators
+      }
+    }
+  });
+  queue.schedule({ name: BREACH_REMINDERS, queue: BREACH_REMINDERS, everyMs: 60_000 });
 }

@@ -359,7 +359,45 @@ export interface IncidentCustomersTable {
   customer_id: string;
 }
 
+/** incidents: a possible leak, loss or damage of personal data (Decision 0020). */
+export interface PersonalDataBreachesTable {
+  id: string;
+  incident_id: string;
+  kinds: string[];
+  status: 'suspected' | 'confirmed' | 'ruled_out';
+  learned_at: Timestamp;
+  began_at: Timestamp | null;
+  unauthorised_purpose: boolean;
+  cause: string;
+  secondary_damage: string;
+  countermeasures: string;
+  contact: string;
+  timeline: Json;
+  created_by: string;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface PersonalDataBreachCustomersTable {
+  breach_id: string;
+  customer_id: string;
+  learned_at: Timestamp;
+  data_items: string[];
+  people_count: number | null;
+  people_estimated: boolean;
+  sensitive: boolean;
+  financial_risk: boolean;
+  advanced_measures: boolean;
+  protection_note: string;
+  preliminary_at: Timestamp | null;
+  preliminary_by: string | null;
+  final_at: Timestamp | null;
+  final_by: string | null;
+}
+
 export interface Database {
+  personal_data_breaches: PersonalDataBreachesTable;
+  personal_data_breach_customers: PersonalDataBreachCustomersTable;
   incidents: IncidentsTable;
   incident_customers: IncidentCustomersTable;
   outbound_emails: OutboundEmailsTable;
