@@ -319,7 +319,8 @@ function readSupplementaryLine(doc: TermsDocument, t: string, lineNo: number): v
     }
   }
   if (!entry) {
-    if (/\d{4}\s*年/.test(norm) && /版|制定|改定|改訂|施行/.test(norm)) {
+    // A line that opens like an edition entry but does not read as one is a mistake, not a note.
+    if (/^第\s*\S{1,8}?\s*版/.test(norm) || /^\d{4}\s*年/.test(norm)) {
       throw new TermsParseError(lineNo, `附則の版の行「${t}」を読めません（例: 第二版 2018年7月10日）。`, `cannot read the 附則 edition line "${t}" (e.g. 第二版 2018年7月10日)`);
     }
     doc.supplementaryNotes.push(t);
