@@ -58,7 +58,7 @@ async function changeLabel(db: DbOrTx, customerId: string, kind: ChangeKind, id:
 const messageView = (m: MessageRow): ConsultationMessage => ({ id: m.id, author: { kind: m.author_kind, label: m.author_label }, body: m.body, at: m.created_at.toISOString() });
 
 async function view(db: DbOrTx, r: ConsultationRow): Promise<ConsultationView> {
-  const messages = await db.selectFrom('terms_consultation_messages').selectAll().where('consultation_id', '=', r.id).orderBy('created_at').orderBy('id').execute();
+  const messages = await db.selectFrom('terms_consultation_messages').selectAll().where('consultation_id', '=', r.id).orderBy('seq').execute();
   let label: Bilingual;
   try {
     label = await changeLabel(db, r.customer_id, r.change_kind, r.change_id);

@@ -428,6 +428,8 @@ export interface TermsConsultationsTable {
 
 export interface TermsConsultationMessagesTable {
   id: string;
+  /** Insertion order (messages of one instant keep the order they were written in). */
+  seq: Generated<string>;
   consultation_id: string;
   author_kind: 'customer_user' | 'operator';
   author_id: string;

@@ -95,6 +95,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     create unique index terms_consultations_open_idx on terms_consultations (customer_id, change_kind, change_id) where state = 'open';
     create table terms_consultation_messages (
       id uuid primary key,
+      seq bigint generated always as identity,
       consultation_id uuid not null references terms_consultations(id),
       author_kind text not null check (author_kind in ('customer_user', 'operator')),
       author_id text not null,
@@ -102,7 +103,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       body text not null,
       created_at timestamptz not null
     );
-    create index terms_consultation_messages_idx on terms_consultation_messages (consultation_id, created_at);
+    create index terms_consultation_messages_idx on terms_consultation_messages (consultation_id, seq);
   `);
 }
 
