@@ -5,7 +5,8 @@ import { systemActor } from '../core/audit/audit-log.js';
 import { systemClock } from '../core/clock.js';
 import { loadConfig } from '../core/config.js';
 import { migrate, openDatabase, type Db } from '../core/db/database.js';
-import { importTermsVersion, listTermsVersions, publishTermsVersion } from '../terms/versions.js';
+import { parseTermsDocument } from '../terms/parser.js';
+import { importTermsVersion, listTermsVersions, publishTermsVersion, validateEdition, validateEffectiveDate } from '../terms/versions.js';
 
 async function withDb<T>(fn: (db: Db) => Promise<T>): Promise<T> {
   const handle = await openDatabase(databaseTargetOf(loadConfig()));
@@ -35,6 +36,10 @@ export function registerTermsCommands(program: Command): void {
       } catch (err) {
         throw new Error(`${file}: ${(err as Error).message}`);
       }
+      // Refuse bad input before the database is opened.
+      validateEdition(opts.edition);
+      validateEffectiveDate(opts.effective);
+      parseTermsDocument(text);
       await withDb(async (db) => {
         const actor = systemActor('cli terms import');
         const { version, warnings } = await importTermsVersion(db, systemClock, actor, { edition: opts.edition, effectiveDate: opts.effective, text });
