@@ -142,6 +142,10 @@ describe.each(databaseKinds)('terms, notices, precedence, notification records a
   });
 
   it('R1.2 notices: drafted, edited and published to chosen customers on the support site or a Support Guide edition; bad input refused; customers see only their own', async () => {
+    const topics = (await app.request({ method: 'GET', url: '/api/v1/terms/topics', cookie: sakuraMember })).json();
+    expect(topics.articles).toHaveLength(24);
+    expect(topics.articles[9]).toEqual({ topic: 'article:10', heading: 'データの取扱', paragraphs: ['article:10.1', 'article:10.2', 'article:10.3', 'article:10.4', 'article:10.5'] });
+    expect(topics.named.map((t: { topic: string }) => t.topic)).toContain('offsite_cycle');
     const post = (payload: object) => app.request({ method: 'POST', url: '/api/v1/terms/notices', cookie: ops, payload });
     const base = { channel: 'support_site', topic: 'article:10.1', titleJa: 'バックアップの取得時刻について', bodyJa: 'バックアップは毎日午前2時（日本時間）に取得します。', effectiveAt: '2026-12-01T00:00:00+09:00', customerIds: [sakura] };
     const refused: Array<[object, string]> = [
@@ -182,6 +186,10 @@ describe.each(databaseKinds)('terms, notices, precedence, notification records a
     expect((await app.request({ method: 'DELETE', url: `/api/v1/terms/notices/${noticeId}`, cookie: ops })).statusCode).toBe(409);
     await expect(app.ctx.db.updateTable('terms_notices').set({ body_ja: 'x' }).where('id', '=', noticeId).execute()).rejects.toThrow(/immutable/);
 
+    const drafts = (await app.request({ method: 'GET', url: '/api/v1/terms/notices?state=draft', cookie: ops })).json().notices;
+    expect(drafts).toEqual([]);
+    const all = (await app.request({ method: 'GET', url: '/api/v1/terms/notices', cookie: ops })).json().notices;
+    expect(all.map((n: { id: string; customerIds: string[] }) => [n.id, n.customerIds])).toEqual([[noticeId, [sakura]]]);
     const mine = (await app.request({ method: 'GET', url: '/api/v1/terms/notices', cookie: sakuraMember })).json().notices;
     expect(mine.map((n: { id: string }) => n.id)).toEqual([noticeId]);
     expect(mine[0]).toMatchObject({ audience: 'chosen', customerIds: [sakura], title: { ja: 'バックアップの取得時刻について', en: 'Backup time' }, publishedAt: '2026-11-25T03:00:00.000Z' });
