@@ -14,6 +14,7 @@ import pino from 'pino';
 import { deriveTotpKey, generateTotpSecret, sealTotpSecret, totpUri } from '../accounts/totp.js';
 import { CountryLookup, updateGeoDatabase } from '../gateway/geo/index.js';
 import { registerBackupCommands } from './backup-commands.js';
+import { registerTermsCommands } from './terms-commands.js';
 
 function config(): Config {
   return loadConfig();
@@ -176,6 +177,7 @@ export function buildCli(): Command {
     });
 
   registerBackupCommands(program);
+  registerTermsCommands(program);
   return program;
 }
 

@@ -13,6 +13,7 @@ import { registerStopRoutes } from '../incidents/routes.js';
 import { registerIncidentRoutes } from '../incidents/incident-routes.js';
 import { registerBreachRoutes } from '../incidents/breach-routes.js';
 import { registerReportRoutes } from '../incidents/report-routes.js';
+import { registerTermsRoutes } from '../terms/routes.js';
 import { registerExportRoutes } from '../data/export-routes.js';
 import { registerBackupRoutes } from '../backup/routes.js';
 import { registerMigrationRoutes } from '../backup/migration-routes.js';
@@ -203,6 +204,7 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
     registerIncidentRoutes(api, ctx);
     registerBreachRoutes(api, ctx);
     registerReportRoutes(api, ctx);
+    registerTermsRoutes(api, ctx);
     if (ctx.gateway) registerGatewayRoutes(api, ctx, ctx.gateway);
     api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   }, { prefix: '/api/v1' });

@@ -141,3 +141,26 @@ export async function deliverDueEmails(db: Db, clock: Clock, transport: MailTran
     }
   }
 }
+
+export interface EmailDeliveryState {
+  id: string;
+  to: string;
+  state: 'queued' | 'sent' | 'failed';
+  queuedAt: Date;
+  sentAt: Date | null;
+  attempts: number;
+  lastError: string | null;
+}
+
+/** Where queued e-mails stand (for records of who was told what and when, e.g. R2.1); unknown ids are left out. */
+export async function emailDeliveryStates(db: DbOrTx, ids: readonly string[]): Promise<Map<string, EmailDeliveryState>> {
+  const out = new Map<string, EmailDeliveryState>();
+  if (ids.length === 0) return out;
+  const rows = await db
+    .selectFrom('outbound_emails')
+    .select(['id', 'to_address', 'state', 'created_at', 'sent_at', 'attempts', 'last_error'])
+    .where('id', 'in', [...new Set(ids)])
+    .execute();
+  for (const r of rows) out.set(r.id, { id: r.id, to: r.to_address, state: r.state, queuedAt: r.created_at, sentAt: r.sent_at, attempts: r.attempts, lastError: r.last_error });
+  return out;
+}

@@ -2,10 +2,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requestMigration } from '../../src/backup/migration.js';
 import { issueBreachNotice } from '../../src/contracts/contracts.js';
 import { systemActor } from '../../src/core/audit/audit-log.js';
+import { openConsultation } from '../../src/terms/consultations.js';
+import { createNotice, publishNotice } from '../../src/terms/notices.js';
 import { databaseKinds } from '../helpers/databases.js';
 import { addCustomerUser, addCustomerWithContract, addOperator, startTestApp, TEST_PASSWORD, type TestApp } from '../helpers/app.js';
 
-type Ids = { customerId: string; contractId: string; tokenId: string; noticeId: string; recordId: string; fileId: string; requestId: string };
+type Ids = { customerId: string; contractId: string; tokenId: string; noticeId: string; recordId: string; fileId: string; requestId: string; termsNoticeId: string; consultationId: string };
 
 /** A body that passes validation for each write route, so the walk tests access, not input checks. */
 const SAMPLE_BODIES: Record<string, unknown> = {
@@ -48,6 +50,14 @@ const SAMPLE_BODIES: Record<string, unknown> = {
   'POST /api/v1/stops/emergency': { cause: 'other', description: 'x', customerIds: ['{customerId}'] },
   'POST /api/v1/stops/{stopId}/end': { note: 'x' },
   'POST /api/v1/stops/{stopId}/cancel': { note: 'x' },
+  'POST /api/v1/terms/versions': { edition: 'walk', effectiveDate: '2027-01-01', text: '第1条（適用）\n1. x' },
+  'POST /api/v1/terms/versions/{versionId}/publish': {},
+  'POST /api/v1/terms/notices': { channel: 'support_site', topic: 'fees', titleJa: 'x', bodyJa: 'x', effectiveAt: '2027-01-01T00:00:00+09:00' },
+  'PUT /api/v1/terms/notices/{termsNoticeId}': { channel: 'support_site', topic: 'fees', titleJa: 'x', bodyJa: 'x', effectiveAt: '2027-01-01T00:00:00+09:00' },
+  'POST /api/v1/terms/notices/{termsNoticeId}/publish': {},
+  'POST /api/v1/customers/{customerId}/consultations': { changeKind: 'terms_version', changeId: '8c3d4e5f-6a7b-4c8d-9e0f-1a2b3c4d5e6f', message: 'x' },
+  'POST /api/v1/consultations/{consultationId}/messages': { message: 'x' },
+  'POST /api/v1/consultations/{consultationId}/close': { note: 'x' },
 };
 const SAMPLE_HEADERS: Record<string, Record<string, string>> = {
   'PUT /api/v1/data/collections/{collection}/records/{id}': { 'if-match': '"v1"' },
@@ -76,7 +86,12 @@ describe.each(databaseKinds)('cross-customer isolation on %s', (kind) => {
       await app.request({ method: 'POST', url: '/api/v1/data/collections/walk/records', token, payload: { id: recordId, data: { owner: code } } });
       const f = await app.request({ method: 'POST', url: `/api/v1/data/files?name=${code}.txt`, token, headers: { 'content-type': 'application/octet-stream' }, payload: Buffer.from(`${code} file`) });
       const migration = await requestMigration(app.ctx.db, app.clock, systemActor('t'), customer.id, 'walk');
-      return { customerId: customer.id, contractId, tokenId: t.json().apiToken.id, noticeId: breachNotice.id, recordId, fileId: f.json().file.id, requestId: migration.id };
+      // A notice addressed to this customer alone, and the consultation its admin opened about it.
+      const notice = await createNotice(app.ctx.db, app.clock, systemActor('t'), { channel: 'support_site', topic: 'fees', titleJa: `${code} notice`, bodyJa: 'x', effectiveAt: app.clock.now(), customerIds: [customer.id] });
+      await publishNotice(app.ctx.db, app.clock, systemActor('t'), notice.id);
+      const admin = (await app.ctx.db.selectFrom('users').select(['id', 'login_id']).where('login_id', '=', `${code}-admin`).executeTakeFirstOrThrow());
+      const consultation = await openConsultation(app.ctx.db, app.clock, { kind: 'customer_user', id: admin.id, label: admin.login_id }, { customerId: customer.id, changeKind: 'notice', changeId: notice.id, message: 'x' });
+      return { customerId: customer.id, contractId, tokenId: t.json().apiToken.id, noticeId: breachNotice.id, recordId, fileId: f.json().file.id, requestId: migration.id, termsNoticeId: notice.id, consultationId: consultation.id };
     };
     own = await make('alpha');
     other = await make('bravo');
@@ -106,7 +121,10 @@ describe.each(databaseKinds)('cross-customer isolation on %s', (kind) => {
       .replace('{format}', 'json')
       .replace('{incidentId}', '7b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e')
       .replace('{breachId}', '8c3d4e5f-6a7b-4c8d-9e0f-1a2b3c4d5e6f')
-      .replace('{month}', '2026-11');
+      .replace('{month}', '2026-11')
+      .replace('{versionId}', '9d4e5f6a-7b8c-4d9e-8f0a-1b2c3d4e5f6a')
+      .replace('{termsNoticeId}', ids.termsNoticeId)
+      .replace('{consultationId}', ids.consultationId);
 
   it('the walk covers every route with a sample body for every write', () => {
     expect(routes.length).toBeGreaterThan(20);
@@ -123,7 +141,7 @@ describe.each(databaseKinds)('cross-customer isolation on %s', (kind) => {
   });
 
   it.each(['customer admin', 'member', 'API token'])('every route refuses another customer\'s ids to a %s and leaks nothing of it', async (who) => {
-    const leaks = [other.customerId, other.contractId, other.tokenId, other.noticeId, other.fileId, other.requestId, 'bravo'];
+    const leaks = [other.customerId, other.contractId, other.tokenId, other.noticeId, other.fileId, other.requestId, other.termsNoticeId, other.consultationId, 'bravo'];
     for (const r of routes) {
       const url = fill(r.path, other);
       const sample = SAMPLE_BODIES[`${r.method} ${r.path}`];

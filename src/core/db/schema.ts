@@ -395,7 +395,92 @@ export interface PersonalDataBreachCustomersTable {
   final_by: string | null;
 }
 
+// terms
+export interface TermsVersionsTable {
+  id: string;
+  edition: string;
+  effective_date: CalendarDate;
+  title: string | null;
+  /** The parsed document (TermsDocument in src/terms/parser.ts). */
+  document: Json;
+  source_text: string;
+  source_sha256: string;
+  state: 'draft' | 'published';
+  published_at: Timestamp | null;
+  published_by: string | null;
+  created_by: string;
+  created_at: Timestamp;
+}
+
+export interface TermsNoticesTable {
+  id: string;
+  channel: 'support_site' | 'support_guide';
+  guide_edition: string | null;
+  topic: string;
+  title_ja: string;
+  body_ja: string;
+  title_en: string | null;
+  body_en: string | null;
+  effective_at: Timestamp;
+  all_customers: boolean;
+  state: 'draft' | 'published';
+  published_at: Timestamp | null;
+  published_by: string | null;
+  created_by: string;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface TermsNoticeCustomersTable {
+  notice_id: string;
+  customer_id: string;
+}
+
+export interface TermsNotificationsTable {
+  id: string;
+  change_kind: 'terms_version' | 'notice';
+  change_id: string;
+  customer_id: string;
+  channel: 'portal' | 'email';
+  /** The e-mail address, or 'portal'. */
+  recipient: string;
+  recipient_roles: string[];
+  outbox_email_id: string | null;
+  notified_at: Timestamp;
+}
+
+export interface TermsConsultationsTable {
+  id: string;
+  customer_id: string;
+  change_kind: 'terms_version' | 'notice';
+  change_id: string;
+  state: 'open' | 'closed';
+  opened_by: string;
+  opened_at: Timestamp;
+  closed_at: Timestamp | null;
+  closed_by: string | null;
+  close_note: string | null;
+}
+
+export interface TermsConsultationMessagesTable {
+  id: string;
+  /** Insertion order (messages of one instant keep the order they were written in). */
+  seq: Generated<string>;
+  consultation_id: string;
+  author_kind: 'customer_user' | 'operator';
+  author_id: string;
+  author_label: string;
+  body: string;
+  created_at: Timestamp;
+}
+
 export interface Database {
+  terms_versions: TermsVersionsTable;
+  terms_notices: TermsNoticesTable;
+  terms_notice_customers: TermsNoticeCustomersTable;
+  terms_notifications: TermsNotificationsTable;
+  terms_consultations: TermsConsultationsTable;
+  terms_consultation_messages: TermsConsultationMessagesTable;
   personal_data_breaches: PersonalDataBreachesTable;
   personal_data_breach_customers: PersonalDataBreachCustomersTable;
   incidents: IncidentsTable;
