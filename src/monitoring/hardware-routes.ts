@@ -42,6 +42,9 @@ export function registerHardwareRoutes(app: FastifyInstance, ctx: AppContext): v
   const r = router(app);
   const reader = (p: Principal) => requireOperatorRole(p, 'admin', 'operator', 'support');
   const writer = (p: Principal) => requireOperatorRole(p, 'admin', 'operator');
+  // Roles are checked before the input is validated: a caller without them learns nothing of its shape.
+  const canRead = { preValidation: async (req: FastifyRequest) => void reader(principalOf(req)) };
+  const canWrite = { preValidation: async (req: FastifyRequest) => void writer(principalOf(req)) };
   const hostParams = z.object({ hostId: uuid });
   const ruleParams = z.object({ ruleId: uuid });
 
@@ -66,39 +69,38 @@ export function registerHardwareRoutes(app: FastifyInstance, ctx: AppContext): v
     return reply.code(202).send({ accepted: result.accepted, duplicates: result.duplicates });
   });
 
-  r.get('/hardware/hosts', { schema: { tags: ['hardware'], summary: 'Monitored hosts (R12.3①)', querystring: z.object({ includeRetired: z.enum(['true', 'false']).optional() }) } }, async (req) => {
+  r.get('/hardware/hosts', { ...canRead, schema: { tags: ['hardware'], summary: 'Monitored hosts (R12.3①)', querystring: z.object({ includeRetired: z.enum(['true', 'false']).optional() }) } }, async (req) => {
     reader(principalOf(req));
     return { hosts: await listHosts(ctx.db, { includeRetired: req.query.includeRetired === 'true' }) };
   });
 
-  r.post('/hardware/hosts', { schema: { tags: ['hardware'], summary: 'Register a host; its push token is shown only in this answer', body: z.object({ name: hostName }).strict() } }, async (req, reply) => {
+  r.post('/hardware/hosts', { ...canWrite, schema: { tags: ['hardware'], summary: 'Register a host; its push token is shown only in this answer', body: z.object({ name: hostName }).strict() } }, async (req, reply) => {
     const p = writer(principalOf(req));
     return reply.code(201).send(await registerHost(ctx.db, ctx.clock, actorOf(p), req.body.name));
   });
 
-  r.get('/hardware/hosts/:hostId', { schema: { tags: ['hardware'], summary: 'One host with its latest sample and open alerts', params: hostParams } }, async (req) => {
+  r.get('/hardware/hosts/:hostId', { ...canRead, schema: { tags: ['hardware'], summary: 'One host with its latest sample and open alerts', params: hostParams } }, async (req) => {
     reader(principalOf(req));
     const host = await getHostRow(ctx.db, req.params.hostId);
     return { host: hostView(host), latestSample: await latestSample(ctx.db, host.id), openAlerts: await listAlerts(ctx.db, { open: true, hostId: host.id }) };
   });
 
-  r.put('/hardware/hosts/:hostId', { schema: { tags: ['hardware'], summary: 'Rename a host', params: hostParams, body: z.object({ name: hostName }).strict() } }, async (req) => {
+  r.put('/hardware/hosts/:hostId', { ...canWrite, schema: { tags: ['hardware'], summary: 'Rename a host', params: hostParams, body: z.object({ name: hostName }).strict() } }, async (req) => {
     const p = writer(principalOf(req));
     return { host: await renameHost(ctx.db, ctx.clock, actorOf(p), req.params.hostId, req.body.name) };
   });
 
-  r.delete('/hardware/hosts/:hostId', { schema: { tags: ['hardware'], summary: 'Retire a host: its token stops working, its open alerts close; samples stay until the retention', params: hostParams } }, async (req) => {
+  r.delete('/hardware/hosts/:hostId', { ...canWrite, schema: { tags: ['hardware'], summary: 'Retire a host: its token stops working, its open alerts close; samples stay until the retention', params: hostParams } }, async (req) => {
     const p = writer(principalOf(req));
     return { host: await retireHost(ctx.db, ctx.clock, actorOf(p), req.params.hostId) };
   });
 
-  r.post('/hardware/hosts/:hostId/token', { schema: { tags: ['hardware'], summary: "Issue a new push token (shown once); the host's old token stops working", params: hostParams, body: z.object({}).strict() } }, async (req, reply) => {
+  r.post('/hardware/hosts/:hostId/token', { ...canWrite, schema: { tags: ['hardware'], summary: "Issue a new push token (shown once); the host's old token stops working", params: hostParams, body: z.object({}).strict() } }, async (req, reply) => {
     const p = writer(principalOf(req));
     return reply.code(201).send(await reissueHostToken(ctx.db, ctx.clock, actorOf(p), req.params.hostId));
   });
 
-  r.get('/hardware/hosts/:hostId/samples', {
-    schema: {
+  r.get('/hardware/hosts/:hostId/samples', { ...canRead, schema: {
       tags: ['hardware'],
       summary: 'One metric of a host over a range of at most 31 days, for charts (at most 1,000 points; longer ranges are averaged in buckets)',
       params: hostParams,
@@ -111,29 +113,28 @@ export function registerHardwareRoutes(app: FastifyInstance, ctx: AppContext): v
     return { hostId: req.params.hostId, metric: q.metric, from: new Date(q.from).toISOString(), to: new Date(q.to).toISOString(), ...series };
   });
 
-  r.get('/hardware/rules', { schema: { tags: ['hardware'], summary: 'Threshold rules' } }, async (req) => {
+  r.get('/hardware/rules', { ...canRead, schema: { tags: ['hardware'], summary: 'Threshold rules' } }, async (req) => {
     reader(principalOf(req));
     return { rules: await listRules(ctx.db) };
   });
 
-  r.post('/hardware/rules', { schema: { tags: ['hardware'], summary: 'Add a threshold rule (metric, comparison, threshold, duration, severity)', body: ruleBody } }, async (req, reply) => {
+  r.post('/hardware/rules', { ...canWrite, schema: { tags: ['hardware'], summary: 'Add a threshold rule (metric, comparison, threshold, duration, severity)', body: ruleBody } }, async (req, reply) => {
     const p = writer(principalOf(req));
     return reply.code(201).send({ rule: await createRule(ctx.db, ctx.clock, actorOf(p), req.body) });
   });
 
-  r.put('/hardware/rules/:ruleId', { schema: { tags: ['hardware'], summary: "Replace a rule; its open episodes close", params: ruleParams, body: ruleBody } }, async (req) => {
+  r.put('/hardware/rules/:ruleId', { ...canWrite, schema: { tags: ['hardware'], summary: "Replace a rule; its open episodes close", params: ruleParams, body: ruleBody } }, async (req) => {
     const p = writer(principalOf(req));
     return { rule: await updateRule(ctx.db, ctx.clock, actorOf(p), req.params.ruleId, req.body) };
   });
 
-  r.delete('/hardware/rules/:ruleId', { schema: { tags: ['hardware'], summary: 'Delete a rule; its open episodes close', params: ruleParams } }, async (req, reply) => {
+  r.delete('/hardware/rules/:ruleId', { ...canWrite, schema: { tags: ['hardware'], summary: 'Delete a rule; its open episodes close', params: ruleParams } }, async (req, reply) => {
     const p = writer(principalOf(req));
     await deleteRule(ctx.db, ctx.clock, actorOf(p), req.params.ruleId);
     return reply.code(204).send();
   });
 
-  r.get('/hardware/alerts', {
-    schema: { tags: ['hardware'], summary: 'Alert episodes, newest first', querystring: z.object({ open: z.enum(['true', 'false']).optional(), hostId: uuid.optional(), limit: z.coerce.number().int().min(1).max(1000).default(200) }).strict() },
+  r.get('/hardware/alerts', { ...canRead, schema: { tags: ['hardware'], summary: 'Alert episodes, newest first', querystring: z.object({ open: z.enum(['true', 'false']).optional(), hostId: uuid.optional(), limit: z.coerce.number().int().min(1).max(1000).default(200) }).strict() },
   }, async (req) => {
     reader(principalOf(req));
     return { alerts: await listAlerts(ctx.db, { open: req.query.open === 'true', ...(req.query.hostId ? { hostId: req.query.hostId } : {}), limit: req.query.limit }) };

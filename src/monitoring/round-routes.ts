@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { actorOf, requireOperatorRole, type Principal } from '../core/auth/principal.js';
 import type { AppContext } from '../http/context.js';
@@ -37,38 +37,39 @@ export function registerRoundRoutes(app: FastifyInstance, ctx: AppContext): void
   const r = router(app);
   const reader = (p: Principal) => requireOperatorRole(p, 'admin', 'operator', 'support');
   const writer = (p: Principal) => requireOperatorRole(p, 'admin', 'operator');
+  // Roles are checked before the input is validated: a caller without them learns nothing of its shape.
+  const canRead = { preValidation: async (req: FastifyRequest) => void reader(principalOf(req)) };
+  const canWrite = { preValidation: async (req: FastifyRequest) => void writer(principalOf(req)) };
   const checklistParams = z.object({ checklistId: uuid });
 
-  r.get('/rounds/checklists', { schema: { tags: ['rounds'], summary: 'Checklists of the visual rounds (R12.3③), current versions' } }, async (req) => {
+  r.get('/rounds/checklists', { ...canRead, schema: { tags: ['rounds'], summary: 'Checklists of the visual rounds (R12.3③), current versions' } }, async (req) => {
     reader(principalOf(req));
     return { checklists: await listChecklists(ctx.db) };
   });
 
-  r.post('/rounds/checklists', { schema: { tags: ['rounds'], summary: 'Create a checklist', body: checklistBody } }, async (req, reply) => {
+  r.post('/rounds/checklists', { ...canWrite, schema: { tags: ['rounds'], summary: 'Create a checklist', body: checklistBody } }, async (req, reply) => {
     const p = writer(principalOf(req));
     return reply.code(201).send({ checklist: await createChecklist(ctx.db, ctx.clock, actorOf(p), req.body) });
   });
 
-  r.get('/rounds/checklists/:checklistId', { schema: { tags: ['rounds'], summary: 'One checklist with every version (history)', params: checklistParams } }, async (req) => {
+  r.get('/rounds/checklists/:checklistId', { ...canRead, schema: { tags: ['rounds'], summary: 'One checklist with every version (history)', params: checklistParams } }, async (req) => {
     reader(principalOf(req));
     return { checklist: await getChecklist(ctx.db, req.params.checklistId) };
   });
 
-  r.put('/rounds/checklists/:checklistId', {
-    schema: { tags: ['rounds'], summary: 'Edit a checklist: its items become a new version', params: checklistParams, body: checklistBody.extend({ note: text(2000).nullable().default(null) }) },
+  r.put('/rounds/checklists/:checklistId', { ...canWrite, schema: { tags: ['rounds'], summary: 'Edit a checklist: its items become a new version', params: checklistParams, body: checklistBody.extend({ note: text(2000).nullable().default(null) }) },
   }, async (req) => {
     const p = writer(principalOf(req));
     return { checklist: await updateChecklist(ctx.db, ctx.clock, actorOf(p), req.params.checklistId, req.body) };
   });
 
-  r.delete('/rounds/checklists/:checklistId', { schema: { tags: ['rounds'], summary: 'Retire a checklist (its rounds stay)', params: checklistParams } }, async (req, reply) => {
+  r.delete('/rounds/checklists/:checklistId', { ...canWrite, schema: { tags: ['rounds'], summary: 'Retire a checklist (its rounds stay)', params: checklistParams } }, async (req, reply) => {
     const p = writer(principalOf(req));
     await retireChecklist(ctx.db, ctx.clock, actorOf(p), req.params.checklistId);
     return reply.code(204).send();
   });
 
-  r.post('/rounds', {
-    schema: {
+  r.post('/rounds', { ...canWrite, schema: {
       tags: ['rounds'],
       summary: 'Record a visual round: every item of the checklist ok or a finding with a note; a finding can open an incident',
       body: z
@@ -98,14 +99,13 @@ export function registerRoundRoutes(app: FastifyInstance, ctx: AppContext): void
     return reply.code(201).send({ round });
   });
 
-  r.get('/rounds', {
-    schema: { tags: ['rounds'], summary: 'Recorded rounds, newest first', querystring: z.object({ checklistId: uuid.optional(), limit: z.coerce.number().int().min(1).max(500).default(100) }).strict() },
+  r.get('/rounds', { ...canRead, schema: { tags: ['rounds'], summary: 'Recorded rounds, newest first', querystring: z.object({ checklistId: uuid.optional(), limit: z.coerce.number().int().min(1).max(500).default(100) }).strict() },
   }, async (req) => {
     reader(principalOf(req));
     return { rounds: await listRounds(ctx.db, { ...(req.query.checklistId ? { checklistId: req.query.checklistId } : {}), limit: req.query.limit }) };
   });
 
-  r.get('/rounds/due', { schema: { tags: ['rounds'], summary: 'When each checklist\'s next round is due and whether it is overdue' } }, async (req) => {
+  r.get('/rounds/due', { ...canRead, schema: { tags: ['rounds'], summary: 'When each checklist\'s next round is due and whether it is overdue' } }, async (req) => {
     reader(principalOf(req));
     return { rounds: await roundDueStates(ctx.db, ctx.clock, ctx.config.roundIntervalHours) };
   });

@@ -45,6 +45,15 @@ const SAMPLE_BODIES: Record<string, unknown> = {
   'POST /api/v1/stops/emergency': { cause: 'other', description: 'x', customerIds: ['{customerId}'] },
   'POST /api/v1/stops/{stopId}/end': { note: 'x' },
   'POST /api/v1/stops/{stopId}/cancel': { note: 'x' },
+  'POST /api/v1/hardware/samples': { samples: [{ at: '2026-11-24T01:00:00Z', cpuPercent: 1, memory: { usedBytes: 1, totalBytes: 2 }, load: { one: 0, five: 0, fifteen: 0 }, disks: [], diskIo: [], temperatures: { maxC: null, cpuC: null } }] },
+  'POST /api/v1/hardware/hosts': { name: 'walk-host' },
+  'PUT /api/v1/hardware/hosts/{hostId}': { name: 'walk-host-2' },
+  'POST /api/v1/hardware/hosts/{hostId}/token': {},
+  'POST /api/v1/hardware/rules': { name: 'x', metric: 'cpu_percent', comparison: '>', threshold: 90, severity: 'minor' },
+  'PUT /api/v1/hardware/rules/{ruleId}': { name: 'x', metric: 'cpu_percent', comparison: '>', threshold: 90, severity: 'minor' },
+  'POST /api/v1/rounds/checklists': { name: 'x', items: [{ key: 'a', label: 'A' }] },
+  'PUT /api/v1/rounds/checklists/{checklistId}': { name: 'x', items: [{ key: 'a', label: 'A' }] },
+  'POST /api/v1/rounds': { checklistId: '8c3d4e5f-6a7b-4c8d-9e0f-1a2b3c4d5e6f', results: [{ itemKey: 'a', status: 'ok' }] },
 };
 const SAMPLE_HEADERS: Record<string, Record<string, string>> = {
   'PUT /api/v1/data/collections/{collection}/records/{id}': { 'if-match': '"v1"' },
@@ -101,7 +110,10 @@ describe.each(databaseKinds)('cross-customer isolation on %s', (kind) => {
       .replace('{itemId}', '6a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d')
       .replace('{stopId}', '7b2c3d4e-5f6a-4b7c-8d9e-0f1a2b3c4d5e')
       .replace('{format}', 'json')
-      .replace('{incidentId}', '7b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e');
+      .replace('{incidentId}', '7b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e')
+      .replace('{hostId}', '9d4e5f6a-7b8c-4d9e-8f0a-1b2c3d4e5f6a')
+      .replace('{ruleId}', '0e5f6a7b-8c9d-4e0f-9a1b-2c3d4e5f6a7b')
+      .replace('{checklistId}', '8c3d4e5f-6a7b-4c8d-9e0f-1a2b3c4d5e6f');
 
   it('the walk covers every route with a sample body for every write', () => {
     expect(routes.length).toBeGreaterThan(20);
