@@ -93,7 +93,8 @@ export async function reissueHostToken(db: Db, clock: Clock, actor: Actor, hostI
 export async function renameHost(db: Db, clock: Clock, actor: Actor, hostId: string, name: string): Promise<HostView> {
   return db.transaction().execute(async (trx) => {
     await assertNameFree(trx, name, hostId);
-    const before = await trx.selectFrom('hardware_hosts').select('name').where('id', '=', hostId).where('retired_at', 'is', null).executeTakeFirst();
+    // hokan's own hosts keep the name they are found by (`hokan:<hostname>`).
+    const before = await trx.selectFrom('hardware_hosts').select('name').where('id', '=', hostId).where('kind', '=', 'agent').where('retired_at', 'is', null).executeTakeFirst();
     if (!before) throw errors.notFound('ホスト / host', hostId);
     const row = await trx.updateTable('hardware_hosts').set({ name }).where('id', '=', hostId).returningAll().executeTakeFirstOrThrow();
     await appendAudit(trx, clock, { actor, action: 'hardware.host_renamed', subjectType: 'hardware_host', subjectId: hostId, details: { from: before.name, to: name } });

@@ -148,6 +148,8 @@ export async function collectHostSample(at: Date): Promise<HardwareSample> {
   const disks: HardwareSample['disks'] = [];
   for (const d of fsSize) {
     if (seen.has(d.mount) || !(d.size > 0)) continue;
+    // Files bind-mounted into containers (/etc/hosts, /etc/resolv.conf …) are not disks.
+    if (!(await fs.stat(d.mount).then((st) => st.isDirectory()).catch(() => true))) continue;
     seen.add(d.mount);
     disks.push({ mount: d.mount.slice(0, 200) || '?', fs: (d.fs || '?').slice(0, 200), usedBytes: Math.min(Math.max(0, Math.round(d.used)), Math.round(d.size)), totalBytes: Math.round(d.size) });
     if (disks.length >= 256) break;
