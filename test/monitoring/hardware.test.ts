@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMailTransport, deliverDueEmails } from '../../src/notify/outbox.js';
 import type { HardwareSample } from '../../src/monitoring/hardware-metrics.js';
 import { parseDiskstats } from '../../src/monitoring/hardware-metrics.js';
+import { openPendingIncidents } from '../../src/monitoring/hardware-alerts.js';
 import { HARDWARE_EVALUATE, HARDWARE_PRUNE } from '../../src/monitoring/hardware-jobs.js';
 import { pruneSamples, sampleSelf } from '../../src/monitoring/hardware-samples.js';
 import { databaseKinds } from '../helpers/databases.js';
@@ -270,6 +271,24 @@ describe.each(databaseKinds)('R12.3① hardware monitoring on %s', (kind) => {
     // A retired host's token stops working.
     expect((await app.request({ method: 'DELETE', url: `/api/v1/hardware/hosts/${hostB.id}`, cookie: ops })).statusCode).toBe(200);
     expect((await push(hostB.token, [sample(app.clock.now())])).statusCode).toBe(401);
+  });
+
+  it('R12.3① an incident whose opening was interrupted is opened by the schedule, once even when two passes race', async () => {
+    await signInAgain();
+    const rule = await app.request({ method: 'POST', url: '/api/v1/hardware/rules', cookie: ops, payload: { name: 'CPU張り付き', hostId: host.id, metric: 'cpu_percent', comparison: '>=', threshold: 99, severity: 'critical' } });
+    app.clock.advance(MIN);
+    await push(host.token, [sample(app.clock.now(), { cpu: 100 })]);
+    const episode = await app.ctx.db.selectFrom('hardware_alerts').selectAll().where('rule_id', '=', rule.json().rule.id).executeTakeFirstOrThrow();
+    expect(episode.incident_id).not.toBeNull();
+    // As if the instance died after claiming the episode and before opening its incident.
+    await app.ctx.db.updateTable('hardware_alerts').set({ incident_id: null, incident_claimed_at: app.clock.now() }).where('id', '=', episode.id).execute();
+    expect(await openPendingIncidents(app.ctx.db, app.clock)).toEqual([]); // the claim is still leased
+    app.clock.advance(6 * MIN);
+    const [a, b] = await Promise.all([openPendingIncidents(app.ctx.db, app.clock), openPendingIncidents(app.ctx.db, app.clock)]);
+    expect([...a!, ...b!]).toHaveLength(1);
+    const after = await app.ctx.db.selectFrom('hardware_alerts').select('incident_id').where('id', '=', episode.id).executeTakeFirstOrThrow();
+    expect(after.incident_id).toBe([...a!, ...b!][0]);
+    await app.request({ method: 'DELETE', url: `/api/v1/hardware/rules/${rule.json().rule.id}`, cookie: ops });
   });
 
   it('R12.3① a new token replaces the old one at once', async () => {
