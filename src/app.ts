@@ -15,12 +15,16 @@ import { loadBackupSettings } from './backup/settings.js';
 import { Gateway } from './gateway/gateway.js';
 import { loadGatewaySettings } from './gateway/settings.js';
 import { registerNotifyJobs } from './notify/jobs.js';
+import { registerHardwareJobs, SelfSampler } from './monitoring/hardware-jobs.js';
+import { registerRoundJobs } from './monitoring/rounds-jobs.js';
 import { createMailTransport } from './notify/outbox.js';
 import { parseBlobStoreUrl, type BlobStore } from './storage/index.js';
 
 export interface App {
   ctx: AppContext;
   database: DatabaseHandle;
+  /** R12.3①: samples this instance's own host; started by `hokan serve` with the jobs. */
+  selfSampler: SelfSampler;
   server: FastifyInstance;
   close(): Promise<void>;
 }
@@ -44,6 +48,8 @@ export async function createApp(
   registerIncidentJobs(queue);
   registerAccountJobs(queue);
   registerDataJobs(queue, config);
+  registerHardwareJobs(queue, { retentionDays: config.hardwareRetentionDays });
+  registerRoundJobs(queue, { defaultIntervalHours: config.roundIntervalHours });
   const smtpUrl = config.smtpUrl;
   if (!smtpUrl) logger.warn('HOKAN_SMTP_URL is not set: e-mail notices stay queued in the outbox until it is');
   registerNotifyJobs(queue, () => (smtpUrl ? createMailTransport(smtpUrl, config.mailFrom) : null));
@@ -53,14 +59,17 @@ export async function createApp(
   const gateway = opts.gateway === false ? undefined : await Gateway.create(loadGatewaySettings(opts.env ?? process.env), database.db, clock, logger);
   const ctx: AppContext = { db: database.db, clock, config, queue, logger, files, backup, gateway };
   const server = await buildServer(ctx);
+  const selfSampler = new SelfSampler({ db: database.db, clock, everySeconds: config.hardwareSelfSampleSeconds, retentionDays: config.hardwareRetentionDays, logger });
   let closed = false;
   return {
     ctx,
     database,
+    selfSampler,
     server,
     async close() {
       if (closed) return;
       closed = true;
+      await selfSampler.stop();
       await queue.stop();
       await server.close();
       await gateway?.stop();

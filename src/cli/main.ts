@@ -15,6 +15,7 @@ import { deriveTotpKey, generateTotpSecret, sealTotpSecret, totpUri } from '../a
 import { CountryLookup, updateGeoDatabase } from '../gateway/geo/index.js';
 import { registerBackupCommands } from './backup-commands.js';
 import { registerTermsCommands } from './terms-commands.js';
+import { registerAgentCommand } from '../monitoring/agent-command.js';
 
 function config(): Config {
   return loadConfig();
@@ -59,7 +60,10 @@ async function serve(): Promise<void> {
       '       Try them with: HOKAN_BACKUP_URL=/path/on/another/disk npm start  (or HOKAN_BACKUP_SAME_DEVICE_OK=true for development)\n');
   }
   process.stdout.write(`hokan: master key from ${b.masterKeySource}\n`);
-  if (cfg.jobsEnabled) app.ctx.queue.start(cfg.jobPollMs);
+  if (cfg.jobsEnabled) {
+    app.ctx.queue.start(cfg.jobPollMs);
+    app.selfSampler.start();
+  }
   app.ctx.gateway?.start();
   const geo = app.ctx.gateway?.geo.info();
   if (geo) process.stdout.write(`hokan: Japan-only by ${geo.source.split('/node_modules/')[1] ?? geo.source} (version ${geo.packageVersion ?? '-'}, built ${geo.buildEpoch?.toISOString().slice(0, 10) ?? '-'}; IP Geolocation by DB-IP)\n`);
@@ -178,6 +182,7 @@ export function buildCli(): Command {
 
   registerBackupCommands(program);
   registerTermsCommands(program);
+  registerAgentCommand(program);
   return program;
 }
 

@@ -36,6 +36,9 @@ const envSchema = z.object({
     .regex(/^smtps?:\/\/[^/]/, 'must be an smtp:// or smtps:// URL')
     .optional(),
   HOKAN_MAIL_FROM: z.string().trim().min(3).max(300).regex(/^[^\r\n]+$/, 'must be one line').default('hokan <noreply@localhost>'),
+  HOKAN_HARDWARE_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(90),
+  HOKAN_HARDWARE_SELF_SAMPLE_SECONDS: z.coerce.number().int().min(0).max(86_400).refine((n) => n === 0 || n >= 5, 'must be 0 (off) or at least 5').default(60),
+  HOKAN_ROUND_INTERVAL_HOURS: z.coerce.number().int().min(1).max(8760).default(24),
 });
 
 export interface Config {
@@ -62,6 +65,12 @@ export interface Config {
   /** Where e-mail notices are sent (smtp://host:port); unset: they stay queued in the outbox. */
   smtpUrl: string | undefined;
   mailFrom: string;
+  /** R12.3①: how long hardware samples are kept. */
+  hardwareRetentionDays: number;
+  /** R12.3①: how often this instance samples its own host (0: never). */
+  hardwareSelfSampleSeconds: number;
+  /** R12.3③: default interval between visual rounds of a checklist. */
+  roundIntervalHours: number;
 }
 
 export class ConfigError extends Error {
@@ -102,6 +111,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     plannedStopLeadDays: e.HOKAN_PLANNED_STOP_LEAD_DAYS,
     smtpUrl: e.HOKAN_SMTP_URL,
     mailFrom: e.HOKAN_MAIL_FROM,
+    hardwareRetentionDays: e.HOKAN_HARDWARE_RETENTION_DAYS,
+    hardwareSelfSampleSeconds: e.HOKAN_HARDWARE_SELF_SAMPLE_SECONDS,
+    roundIntervalHours: e.HOKAN_ROUND_INTERVAL_HOURS,
   };
 }
 
@@ -126,4 +138,7 @@ export const configReference: Array<[name: string, def: string, meaning: string]
   ['HOKAN_PLANNED_STOP_LEAD_DAYS', '14', 'minimum notice for a planned stop (R7.2); shorter needs an admin override with a reason'],
   ['HOKAN_SMTP_URL', '(unset)', 'SMTP server for e-mail notices, e.g. smtp://127.0.0.1:2525; unset: notices stay queued (a warning at start-up)'],
   ['HOKAN_MAIL_FROM', 'hokan <noreply@localhost>', 'sender of e-mail notices'],
+  ['HOKAN_HARDWARE_RETENTION_DAYS', '90', 'how long hardware samples are kept (R12.3①)'],
+  ['HOKAN_HARDWARE_SELF_SAMPLE_SECONDS', '60', "how often each instance samples its own host (R12.3①); 0: never"],
+  ['HOKAN_ROUND_INTERVAL_HOURS', '24', 'default interval between visual rounds of a checklist (R12.3③); each checklist may set its own'],
 ];

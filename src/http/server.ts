@@ -20,6 +20,9 @@ import { registerMigrationRoutes } from '../backup/migration-routes.js';
 import { errors, HokanError, type ErrorCode } from '../core/errors.js';
 import { bi } from '../core/i18n.js';
 import { registerAuditRoutes } from './audit-routes.js';
+import { isHostTokenShape } from '../monitoring/hardware-hosts.js';
+import { registerHardwareRoutes } from '../monitoring/hardware-routes.js';
+import { registerRoundRoutes } from '../monitoring/round-routes.js';
 import { installMetrics } from '../observability/metrics.js';
 import type { AppContext } from './context.js';
 
@@ -51,6 +54,8 @@ export async function authenticateRequest(ctx: AppContext, req: FastifyRequest):
   const auth = req.headers.authorization;
   if (auth !== undefined) {
     const m = /^Bearer\s+(\S+)$/i.exec(auth);
+    // R12.3①: a hardware host's push token is checked by the push route itself (no principal here).
+    if (m && isHostTokenShape(m[1]!)) return;
     const principal = m ? await resolveApiToken(ctx.db, ctx.clock, m[1]!) : null;
     if (!principal) throw errors.unauthenticated();
     req.principal = principal;
@@ -123,6 +128,7 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
         securitySchemes: {
           session: { type: 'apiKey', in: 'cookie', name: SESSION_COOKIE },
           apiToken: { type: 'http', scheme: 'bearer', description: 'hkn_… customer API token' },
+          hostToken: { type: 'http', scheme: 'bearer', description: "hkh_… a hardware host's push token (R12.3①)" },
         },
       },
       security: [{ session: [] }, { apiToken: [] }],
@@ -205,6 +211,8 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
     registerBreachRoutes(api, ctx);
     registerReportRoutes(api, ctx);
     registerTermsRoutes(api, ctx);
+    registerHardwareRoutes(api, ctx);
+    registerRoundRoutes(api, ctx);
     if (ctx.gateway) registerGatewayRoutes(api, ctx, ctx.gateway);
     api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   }, { prefix: '/api/v1' });

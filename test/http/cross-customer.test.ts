@@ -58,6 +58,15 @@ const SAMPLE_BODIES: Record<string, unknown> = {
   'POST /api/v1/customers/{customerId}/consultations': { changeKind: 'terms_version', changeId: '8c3d4e5f-6a7b-4c8d-9e0f-1a2b3c4d5e6f', message: 'x' },
   'POST /api/v1/consultations/{consultationId}/messages': { message: 'x' },
   'POST /api/v1/consultations/{consultationId}/close': { note: 'x' },
+  'POST /api/v1/hardware/samples': { samples: [{ at: '2026-11-24T01:00:00Z', cpuPercent: 1, memory: { usedBytes: 1, totalBytes: 2 }, load: { one: 0, five: 0, fifteen: 0 }, disks: [], diskIo: [], temperatures: { maxC: null, cpuC: null } }] },
+  'POST /api/v1/hardware/hosts': { name: 'walk-host' },
+  'PUT /api/v1/hardware/hosts/{hostId}': { name: 'walk-host-2' },
+  'POST /api/v1/hardware/hosts/{hostId}/token': {},
+  'POST /api/v1/hardware/rules': { name: 'x', metric: 'cpu_percent', comparison: '>', threshold: 90, severity: 'minor' },
+  'PUT /api/v1/hardware/rules/{ruleId}': { name: 'x', metric: 'cpu_percent', comparison: '>', threshold: 90, severity: 'minor' },
+  'POST /api/v1/rounds/checklists': { name: 'x', items: [{ key: 'a', label: 'A' }] },
+  'PUT /api/v1/rounds/checklists/{checklistId}': { name: 'x', items: [{ key: 'a', label: 'A' }] },
+  'POST /api/v1/rounds': { checklistId: '8c3d4e5f-6a7b-4c8d-9e0f-1a2b3c4d5e6f', results: [{ itemKey: 'a', status: 'ok' }] },
 };
 const SAMPLE_HEADERS: Record<string, Record<string, string>> = {
   'PUT /api/v1/data/collections/{collection}/records/{id}': { 'if-match': '"v1"' },
@@ -124,7 +133,10 @@ describe.each(databaseKinds)('cross-customer isolation on %s', (kind) => {
       .replace('{month}', '2026-11')
       .replace('{versionId}', '9d4e5f6a-7b8c-4d9e-8f0a-1b2c3d4e5f6a')
       .replace('{termsNoticeId}', ids.termsNoticeId)
-      .replace('{consultationId}', ids.consultationId);
+      .replace('{consultationId}', ids.consultationId)
+      .replace('{hostId}', '9d4e5f6a-7b8c-4d9e-8f0a-1b2c3d4e5f6a')
+      .replace('{ruleId}', '0e5f6a7b-8c9d-4e0f-9a1b-2c3d4e5f6a7b')
+      .replace('{checklistId}', '8c3d4e5f-6a7b-4c8d-9e0f-1a2b3c4d5e6f');
 
   it('the walk covers every route with a sample body for every write', () => {
     expect(routes.length).toBeGreaterThan(20);

@@ -474,7 +474,103 @@ export interface TermsConsultationMessagesTable {
   created_at: Timestamp;
 }
 
+// monitoring: hardware (R12.3①) and visual rounds (R12.3③)
+export interface HardwareHostsTable {
+  id: string;
+  name: string;
+  kind: 'agent' | 'self';
+  token_hash: string | null;
+  created_by: string;
+  created_at: Timestamp;
+  token_issued_at: Timestamp | null;
+  last_seen_at: Timestamp | null;
+  last_sample_at: Timestamp | null;
+  retired_at: Timestamp | null;
+}
+
+export interface HardwareSamplesTable {
+  host_id: string;
+  at: Timestamp;
+  received_at: Timestamp;
+  metrics: Json;
+}
+
+export interface HardwareRulesTable {
+  id: string;
+  name: string;
+  host_id: string | null;
+  metric: string;
+  target: string | null;
+  comparison: '>' | '>=' | '<' | '<=';
+  threshold: number;
+  duration_seconds: number;
+  severity: 'critical' | 'major' | 'minor' | 'warning';
+  enabled: boolean;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  deleted_at: Timestamp | null;
+}
+
+export interface HardwareRuleStatesTable {
+  rule_id: string;
+  host_id: string;
+  breach_since: Timestamp | null;
+}
+
+export interface HardwareAlertsTable {
+  id: string;
+  rule_id: string;
+  host_id: string;
+  severity: string;
+  metric: string;
+  value: number;
+  started_at: Timestamp;
+  raised_at: Timestamp;
+  recovered_at: Timestamp | null;
+  closed_reason: string | null;
+  incident_id: string | null;
+  incident_claimed_at: Timestamp | null;
+}
+
+export interface RoundChecklistsTable {
+  id: string;
+  name: string;
+  interval_hours: number | null;
+  current_version: number;
+  created_at: Timestamp;
+  retired_at: Timestamp | null;
+}
+
+export interface RoundChecklistVersionsTable {
+  checklist_id: string;
+  version: number;
+  items: Json;
+  created_by: string;
+  created_at: Timestamp;
+  note: string | null;
+}
+
+export interface RoundsTable {
+  id: string;
+  checklist_id: string;
+  checklist_version: number;
+  performed_by: string;
+  performed_by_id: string | null;
+  performed_at: Timestamp;
+  recorded_at: Timestamp;
+  results: Json;
+  findings: number;
+}
+
 export interface Database {
+  hardware_hosts: HardwareHostsTable;
+  hardware_samples: HardwareSamplesTable;
+  hardware_rules: HardwareRulesTable;
+  hardware_rule_states: HardwareRuleStatesTable;
+  hardware_alerts: HardwareAlertsTable;
+  round_checklists: RoundChecklistsTable;
+  round_checklist_versions: RoundChecklistVersionsTable;
+  rounds: RoundsTable;
   terms_versions: TermsVersionsTable;
   terms_notices: TermsNoticesTable;
   terms_notice_customers: TermsNoticeCustomersTable;
