@@ -15,6 +15,8 @@ import { loadBackupSettings } from './backup/settings.js';
 import { Gateway } from './gateway/gateway.js';
 import { loadGatewaySettings } from './gateway/settings.js';
 import { registerNotifyJobs } from './notify/jobs.js';
+import { registerMonitoringJobs } from './monitoring/monitors-jobs.js';
+import { MonitorScheduler, type MonitorSchedulerOptions } from './monitoring/monitors-scheduler.js';
 import { createMailTransport } from './notify/outbox.js';
 import { parseBlobStoreUrl, type BlobStore } from './storage/index.js';
 
@@ -32,7 +34,7 @@ export function databaseTargetOf(config: Config): DatabaseTarget {
 /** Wires one hokan instance: database (migrated), job queue with every domain's jobs, HTTP server. */
 export async function createApp(
   config: Config,
-  opts: { clock?: Clock; logger?: Logger; database?: DatabaseHandle; files?: BlobStore; env?: NodeJS.ProcessEnv; /** false only to measure the bare route in the gateway benchmark */ gateway?: boolean } = {},
+  opts: { clock?: Clock; logger?: Logger; database?: DatabaseHandle; files?: BlobStore; env?: NodeJS.ProcessEnv; /** false only to measure the bare route in the gateway benchmark */ gateway?: boolean; /** e.g. the notices domain's first-notice hook (R8.1) */ onIncidentOpened?: MonitorSchedulerOptions['onIncidentOpened'] } = {},
 ): Promise<App> {
   // Secrets never reach the log (R12.1): credentials in headers and any password/token field.
   const logger = opts.logger ?? pino({ level: config.logLevel, base: { instance: config.instanceId }, redact: ['req.headers.authorization', 'req.headers.cookie', '*.password', '*.token', '*.secret', '*.totpCode'] });
@@ -51,7 +53,9 @@ export async function createApp(
   const backup = await loadBackupSettings(opts.env ?? process.env, { dataDir: config.dataDir, files, embedded: database.kind === 'pglite', s3Credentials: config.s3Credentials });
   registerBackupJobs(queue, { live: files, settings: backup, instanceId: config.instanceId, providerName: config.providerName, logger });
   const gateway = opts.gateway === false ? undefined : await Gateway.create(loadGatewaySettings(opts.env ?? process.env), database.db, clock, logger);
-  const ctx: AppContext = { db: database.db, clock, config, queue, logger, files, backup, gateway };
+  registerMonitoringJobs(queue, { resultDays: config.monitorResultDays });
+  const monitors = new MonitorScheduler({ db: database.db, clock, instanceId: config.instanceId, logger, backup, concurrency: config.monitorConcurrency, ...(opts.onIncidentOpened ? { onIncidentOpened: opts.onIncidentOpened } : {}) });
+  const ctx: AppContext = { db: database.db, clock, config, queue, logger, files, backup, gateway, monitors };
   const server = await buildServer(ctx);
   let closed = false;
   return {
@@ -62,6 +66,7 @@ export async function createApp(
       if (closed) return;
       closed = true;
       await queue.stop();
+      await monitors.stop();
       await server.close();
       await gateway?.stop();
       await database.close();

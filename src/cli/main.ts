@@ -58,7 +58,10 @@ async function serve(): Promise<void> {
       '       Try them with: HOKAN_BACKUP_URL=/path/on/another/disk npm start  (or HOKAN_BACKUP_SAME_DEVICE_OK=true for development)\n');
   }
   process.stdout.write(`hokan: master key from ${b.masterKeySource}\n`);
-  if (cfg.jobsEnabled) app.ctx.queue.start(cfg.jobPollMs);
+  if (cfg.jobsEnabled) {
+    app.ctx.queue.start(cfg.jobPollMs);
+    app.ctx.monitors?.start(cfg.monitorPollMs);
+  }
   app.ctx.gateway?.start();
   const geo = app.ctx.gateway?.geo.info();
   if (geo) process.stdout.write(`hokan: Japan-only by ${geo.source.split('/node_modules/')[1] ?? geo.source} (version ${geo.packageVersion ?? '-'}, built ${geo.buildEpoch?.toISOString().slice(0, 10) ?? '-'}; IP Geolocation by DB-IP)\n`);

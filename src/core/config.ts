@@ -35,6 +35,9 @@ const envSchema = z.object({
     .string()
     .regex(/^smtps?:\/\/[^/]/, 'must be an smtp:// or smtps:// URL')
     .optional(),
+  HOKAN_MONITOR_POLL_MS: z.coerce.number().int().min(50).max(10_000).default(250),
+  HOKAN_MONITOR_CONCURRENCY: z.coerce.number().int().min(1).max(5000).default(256),
+  HOKAN_MONITOR_RESULT_DAYS: z.coerce.number().int().min(1).max(3650).default(35),
   HOKAN_MAIL_FROM: z.string().trim().min(3).max(300).regex(/^[^\r\n]+$/, 'must be one line').default('hokan <noreply@localhost>'),
 });
 
@@ -62,6 +65,10 @@ export interface Config {
   /** Where e-mail notices are sent (smtp://host:port); unset: they stay queued in the outbox. */
   smtpUrl: string | undefined;
   mailFrom: string;
+  /** R12.3②: how often the monitor scheduler looks for due checks, how many run at once, how long results are kept. */
+  monitorPollMs: number;
+  monitorConcurrency: number;
+  monitorResultDays: number;
 }
 
 export class ConfigError extends Error {
@@ -102,6 +109,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     plannedStopLeadDays: e.HOKAN_PLANNED_STOP_LEAD_DAYS,
     smtpUrl: e.HOKAN_SMTP_URL,
     mailFrom: e.HOKAN_MAIL_FROM,
+    monitorPollMs: e.HOKAN_MONITOR_POLL_MS,
+    monitorConcurrency: e.HOKAN_MONITOR_CONCURRENCY,
+    monitorResultDays: e.HOKAN_MONITOR_RESULT_DAYS,
   };
 }
 
@@ -126,4 +136,7 @@ export const configReference: Array<[name: string, def: string, meaning: string]
   ['HOKAN_PLANNED_STOP_LEAD_DAYS', '14', 'minimum notice for a planned stop (R7.2); shorter needs an admin override with a reason'],
   ['HOKAN_SMTP_URL', '(unset)', 'SMTP server for e-mail notices, e.g. smtp://127.0.0.1:2525; unset: notices stay queued (a warning at start-up)'],
   ['HOKAN_MAIL_FROM', 'hokan <noreply@localhost>', 'sender of e-mail notices'],
+  ['HOKAN_MONITOR_POLL_MS', '250', 'how often the service-monitor scheduler looks for due checks (R12.3②)'],
+  ['HOKAN_MONITOR_CONCURRENCY', '256', 'service-monitor probes in flight at once per instance'],
+  ['HOKAN_MONITOR_RESULT_DAYS', '35', 'how long monitor check results (latency history) are kept'],
 ];

@@ -11,6 +11,7 @@ import { registerContractRoutes } from '../contracts/routes.js';
 import { registerDataRoutes } from '../data/routes.js';
 import { registerStopRoutes } from '../incidents/routes.js';
 import { registerIncidentRoutes } from '../incidents/incident-routes.js';
+import { registerMonitorRoutes } from '../monitoring/monitor-routes.js';
 import { registerExportRoutes } from '../data/export-routes.js';
 import { registerBackupRoutes } from '../backup/routes.js';
 import { registerMigrationRoutes } from '../backup/migration-routes.js';
@@ -199,6 +200,7 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
     registerMigrationRoutes(api, ctx);
     registerStopRoutes(api, ctx);
     registerIncidentRoutes(api, ctx);
+    registerMonitorRoutes(api, ctx);
     if (ctx.gateway) registerGatewayRoutes(api, ctx, ctx.gateway);
     api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   }, { prefix: '/api/v1' });
