@@ -85,7 +85,7 @@ export const monitorInput = z.discriminatedUnion('kind', [
   z.object({
     kind: z.literal('dns'),
     ...common,
-    name: host,
+    hostname: host,
     recordType: z.enum(['A', 'AAAA']).default('A'),
     server: dnsServer.nullable().default(null),
     expectedAddress: z.string().refine((a) => net.isIP(a) !== 0, { error: 'must be an IP address' }).nullable().default(null),
@@ -123,7 +123,7 @@ function targetOf(i: MonitorInput): MonitorTarget {
     case 'tcp':
       return { kind: 'tcp', host: i.host, port: i.port };
     case 'dns':
-      return { kind: 'dns', name: i.name, recordType: i.recordType, server: i.server, expectedAddress: i.expectedAddress };
+      return { kind: 'dns', hostname: i.hostname, recordType: i.recordType, server: i.server, expectedAddress: i.expectedAddress };
     case 'tls':
       return { kind: 'tls', host: i.host, port: i.port, servername: i.servername, minDaysLeft: i.minDaysLeft, requireTrusted: i.requireTrusted };
     case 'heartbeat':

@@ -33,7 +33,7 @@ export interface TcpTarget {
 }
 
 export interface DnsTarget {
-  name: string;
+  hostname: string;
   recordType: 'A' | 'AAAA';
   /** The resolver to ask, "host" or "host:port"; null for the system's resolvers. */
   server: string | null;
@@ -142,7 +142,7 @@ export async function probeDns(t: DnsTarget, timeoutMs: number): Promise<ProbeRe
   const t0 = performance.now();
   let timer: NodeJS.Timeout | undefined;
   try {
-    const lookup = t.recordType === 'A' ? resolver.resolve4(t.name) : resolver.resolve6(t.name);
+    const lookup = t.recordType === 'A' ? resolver.resolve4(t.hostname) : resolver.resolve6(t.hostname);
     const addresses = await Promise.race([
       lookup,
       new Promise<never>((_, reject) => {
@@ -150,9 +150,9 @@ export async function probeDns(t: DnsTarget, timeoutMs: number): Promise<ProbeRe
       }),
     ]);
     const latencyMs = elapsed(t0);
-    if (addresses.length === 0) return { ok: false, latencyMs, error: `no ${t.recordType} record for ${t.name}` };
+    if (addresses.length === 0) return { ok: false, latencyMs, error: `no ${t.recordType} record for ${t.hostname}` };
     if (t.expectedAddress !== null && !addresses.includes(t.expectedAddress)) {
-      return { ok: false, latencyMs, error: `${t.name} resolved to ${addresses.join(', ')}, expected ${t.expectedAddress}` };
+      return { ok: false, latencyMs, error: `${t.hostname} resolved to ${addresses.join(', ')}, expected ${t.expectedAddress}` };
     }
     return { ok: true, latencyMs, error: null };
   } catch (err) {
