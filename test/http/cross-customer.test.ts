@@ -39,6 +39,10 @@ const SAMPLE_BODIES: Record<string, unknown> = {
   'POST /api/v1/incidents': { title: 'x', severity: 'minor', occurredAt: '2026-11-24T00:00:00Z' },
   'POST /api/v1/incidents/{incidentId}/milestones': { milestone: 'first_notice' },
   'PUT /api/v1/incidents/{incidentId}/assessment': { entirelyUnusable: true, providerFault: true, exclusion: null, note: 'x' },
+  'POST /api/v1/monitors': { kind: 'tcp', name: 'walk', host: '127.0.0.1', port: 9, intervalSeconds: 60, component: 'walk' },
+  'PUT /api/v1/monitors/{monitorId}': { kind: 'tcp', name: 'walk', host: '127.0.0.1', port: 9, intervalSeconds: 60, component: 'walk' },
+  'POST /api/v1/monitors/{monitorId}/heartbeat-token': {},
+  'POST /api/v1/monitors/{monitorId}/heartbeat': { token: 'hkhb_walk' },
   'POST /api/v1/me/totp/enroll': {},
   'POST /api/v1/me/totp/confirm': { secret: 'A'.repeat(32), code: '123456' },
   'POST /api/v1/stops/planned': { reason: 'maintenance', description: 'x', startsAt: '2027-01-10T01:00:00+09:00', endsAt: '2027-01-10T05:00:00+09:00', customerIds: ['{customerId}'] },
@@ -101,7 +105,8 @@ describe.each(databaseKinds)('cross-customer isolation on %s', (kind) => {
       .replace('{itemId}', '6a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d')
       .replace('{stopId}', '7b2c3d4e-5f6a-4b7c-8d9e-0f1a2b3c4d5e')
       .replace('{format}', 'json')
-      .replace('{incidentId}', '7b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e');
+      .replace('{incidentId}', '7b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e')
+      .replace('{monitorId}', '8c3d4e5f-6a7b-4c8d-9e0f-1a2b3c4d5e6f');
 
   it('the walk covers every route with a sample body for every write', () => {
     expect(routes.length).toBeGreaterThan(20);
