@@ -67,13 +67,15 @@ export function registerMonitorRoutes(app: FastifyInstance, ctx: AppContext): vo
   r.get('/monitors/:monitorId/results', {
     schema: {
       tags: ['monitoring'],
-      summary: 'Check results in [from, to) for charts: every check (status, latency, error) or, over a long range, fixed-width buckets; at most 93 days',
+      summary: 'Check results in [from, to) (default: the last 24 hours) for charts: every check (status, latency, error) or, over a long range, fixed-width buckets; at most 93 days',
       params,
-      querystring: z.object({ from: instant, to: instant }),
+      querystring: z.object({ from: instant.optional().describe('default: 24 hours before `to`'), to: instant.optional().describe('default: now') }),
     },
   }, async (req) => {
     reader(req);
-    return { results: await monitorResults(ctx.db, req.params.monitorId, new Date(req.query.from), new Date(req.query.to)) };
+    const to = req.query.to ? new Date(req.query.to) : ctx.clock.now();
+    const from = req.query.from ? new Date(req.query.from) : new Date(to.getTime() - 86_400_000);
+    return { results: await monitorResults(ctx.db, req.params.monitorId, from, to) };
   });
 
   r.post('/monitors/:monitorId/heartbeat', {

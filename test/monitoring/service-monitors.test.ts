@@ -120,10 +120,13 @@ describe.each(databaseKinds)('R12.3② service monitors over HTTP on %s', (kind)
     expect(h.points.map((p: { ok: boolean }) => p.ok)).toEqual([true, true, false, false, true]);
     expect(h.points[0].latencyMs).toBeGreaterThanOrEqual(0);
     expect(h.points[2].error).toContain('ECONNREFUSED');
-    for (const q of [`from=${to}&to=${from}`, `from=${from}`, 'from=2026-01-01T00:00:00Z&to=2026-11-01T00:00:00Z', 'from=yesterday&to=today']) {
+    for (const q of [`from=${to}&to=${from}`, `from=${to}`, 'from=2026-01-01T00:00:00Z&to=2026-11-01T00:00:00Z', 'from=yesterday&to=today']) {
       const bad = await app.request({ method: 'GET', url: `/api/v1/monitors/${m.id}/results?${q}`, cookie: ops });
       expect(bad.statusCode, q).toBe(400);
     }
+    // Without a range: the last 24 hours.
+    const recent = await app.request({ method: 'GET', url: `/api/v1/monitors/${m.id}/results`, cookie: ops });
+    expect(recent.json().results.summary.checks).toBe(5);
     expect(await audit(m.id)).toEqual(['monitor.created', 'monitor.updated']);
   });
 
