@@ -73,7 +73,8 @@ export function registerMonitorRoutes(app: FastifyInstance, ctx: AppContext): vo
     },
   }, async (req) => {
     reader(req);
-    const to = req.query.to ? new Date(req.query.to) : ctx.clock.now();
+    // Without `to`, up to and including now.
+    const to = req.query.to ? new Date(req.query.to) : new Date(ctx.clock.now().getTime() + 1);
     const from = req.query.from ? new Date(req.query.from) : new Date(to.getTime() - 86_400_000);
     return { results: await monitorResults(ctx.db, req.params.monitorId, from, to) };
   });
