@@ -1,6 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseKinds } from '../helpers/databases.js';
 import { addCustomerUser, addCustomerWithContract, addOperator, startTestApp, type TestApp } from '../helpers/app.js';
+import { runBackup } from '../../src/backup/run-backup.js';
+import { systemActor } from '../../src/core/audit/audit-log.js';
+import { createMonitor, getMonitor } from '../../src/monitoring/monitors.js';
+import { MonitorScheduler } from '../../src/monitoring/monitors-scheduler.js';
+import { backupDepsFor } from '../helpers/backup.js';
 import { TestHttpServer } from './servers.js';
 
 const S = 1000;
@@ -172,5 +177,44 @@ describe.each(databaseKinds)('R12.3② service monitors over HTTP on %s', (kind)
     expect(rotated.statusCode).toBe(200);
     expect((await beat(token)).status).toBe(404);
     expect((await beat(rotated.json().heartbeatToken)).status).toBe(202);
+  });
+});
+
+describe.each(databaseKinds)("R12.3② hokan's own parts with real backups on %s", (kind) => {
+  let app: TestApp;
+  let deps: Awaited<ReturnType<typeof backupDepsFor>>;
+  beforeAll(async () => {
+    app = await startTestApp(kind, '2026-11-24T01:00:00Z');
+    deps = await backupDepsFor(app);
+  });
+  afterAll(async () => {
+    deps?.cleanup();
+    await app?.close();
+  });
+
+  it('backup freshness and remote-copy lag read through the backup domain', async () => {
+    const { customer } = await addCustomerWithContract(app, 'keyaki');
+    const scheduler = new MonitorScheduler({ db: app.ctx.db, clock: app.clock, instanceId: 'own', backup: deps.settings });
+    const actor = systemActor('test');
+    const fresh = (await createMonitor(app.ctx.db, app.clock, actor, { kind: 'backup_freshness', name: 'backups', maxAgeHours: 26, retries: 0, intervalSeconds: 600, timeoutMs: 5000, component: 'backup' })).monitor;
+    const lag = (await createMonitor(app.ctx.db, app.clock, actor, { kind: 'offsite_lag', name: 'offsite', retries: 0, intervalSeconds: 600, timeoutMs: 5000, component: 'backup', customerIds: [customer.id] })).monitor;
+    await scheduler.runDueChecks();
+    expect((await getMonitor(app.ctx.db, fresh.id)).lastCheck?.error).toContain(customer.id);
+    await runBackup(deps, customer.id);
+    app.clock.advance(600 * S);
+    await scheduler.runDueChecks();
+    expect((await getMonitor(app.ctx.db, fresh.id)).lastCheck).toMatchObject({ ok: true });
+    expect((await getMonitor(app.ctx.db, lag.id)).lastCheck).toMatchObject({ ok: true });
+    // A day later without a new backup: stale. Nine days without a remote copy: overdue.
+    app.clock.advance(27 * 3600 * S);
+    await scheduler.runDueChecks();
+    expect((await getMonitor(app.ctx.db, fresh.id)).lastCheck?.error).toContain('without a good backup in the last 26 h');
+    expect((await getMonitor(app.ctx.db, lag.id)).lastCheck?.ok).toBe(true);
+    app.clock.advance(8 * 86_400 * S);
+    await scheduler.runDueChecks();
+    const l = await getMonitor(app.ctx.db, lag.id);
+    expect(l.lastCheck?.error).toContain(`remote copy behind for 1 customer(s): ${customer.id}`);
+    expect(l.state).toBe('down');
+    expect(l.openIncidentId).not.toBeNull();
   });
 });
