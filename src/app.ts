@@ -17,6 +17,8 @@ import { loadGatewaySettings } from './gateway/settings.js';
 import { registerNotifyJobs } from './notify/jobs.js';
 import { registerHardwareJobs, SelfSampler } from './monitoring/hardware-jobs.js';
 import { registerRoundJobs } from './monitoring/rounds-jobs.js';
+import { registerMonitoringJobs } from './monitoring/monitors-jobs.js';
+import { MonitorScheduler, type MonitorSchedulerOptions } from './monitoring/monitors-scheduler.js';
 import { createMailTransport } from './notify/outbox.js';
 import { parseBlobStoreUrl, type BlobStore } from './storage/index.js';
 
@@ -36,7 +38,7 @@ export function databaseTargetOf(config: Config): DatabaseTarget {
 /** Wires one hokan instance: database (migrated), job queue with every domain's jobs, HTTP server. */
 export async function createApp(
   config: Config,
-  opts: { clock?: Clock; logger?: Logger; database?: DatabaseHandle; files?: BlobStore; env?: NodeJS.ProcessEnv; /** false only to measure the bare route in the gateway benchmark */ gateway?: boolean } = {},
+  opts: { clock?: Clock; logger?: Logger; database?: DatabaseHandle; files?: BlobStore; env?: NodeJS.ProcessEnv; /** false only to measure the bare route in the gateway benchmark */ gateway?: boolean; /** e.g. the notices domain's first-notice hook (R8.1) */ onIncidentOpened?: MonitorSchedulerOptions['onIncidentOpened'] } = {},
 ): Promise<App> {
   // Secrets never reach the log (R12.1): credentials in headers and any password/token field.
   const logger = opts.logger ?? pino({ level: config.logLevel, base: { instance: config.instanceId }, redact: ['req.headers.authorization', 'req.headers.cookie', '*.password', '*.token', '*.secret', '*.totpCode'] });
@@ -57,7 +59,9 @@ export async function createApp(
   const backup = await loadBackupSettings(opts.env ?? process.env, { dataDir: config.dataDir, files, embedded: database.kind === 'pglite', s3Credentials: config.s3Credentials });
   registerBackupJobs(queue, { live: files, settings: backup, instanceId: config.instanceId, providerName: config.providerName, logger });
   const gateway = opts.gateway === false ? undefined : await Gateway.create(loadGatewaySettings(opts.env ?? process.env), database.db, clock, logger);
-  const ctx: AppContext = { db: database.db, clock, config, queue, logger, files, backup, gateway };
+  registerMonitoringJobs(queue, { resultDays: config.monitorResultDays });
+  const monitors = new MonitorScheduler({ db: database.db, clock, instanceId: config.instanceId, logger, backup, concurrency: config.monitorConcurrency, ...(opts.onIncidentOpened ? { onIncidentOpened: opts.onIncidentOpened } : {}) });
+  const ctx: AppContext = { db: database.db, clock, config, queue, logger, files, backup, gateway, monitors };
   const server = await buildServer(ctx);
   const selfSampler = new SelfSampler({ db: database.db, clock, everySeconds: config.hardwareSelfSampleSeconds, retentionDays: config.hardwareRetentionDays, logger });
   let closed = false;
@@ -71,6 +75,7 @@ export async function createApp(
       closed = true;
       await selfSampler.stop();
       await queue.stop();
+      await monitors.stop();
       await server.close();
       await gateway?.stop();
       await database.close();

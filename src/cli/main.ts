@@ -63,6 +63,7 @@ async function serve(): Promise<void> {
   if (cfg.jobsEnabled) {
     app.ctx.queue.start(cfg.jobPollMs);
     app.selfSampler.start();
+    app.ctx.monitors?.start(cfg.monitorPollMs);
   }
   app.ctx.gateway?.start();
   const geo = app.ctx.gateway?.geo.info();

@@ -35,6 +35,9 @@ const envSchema = z.object({
     .string()
     .regex(/^smtps?:\/\/[^/]/, 'must be an smtp:// or smtps:// URL')
     .optional(),
+  HOKAN_MONITOR_POLL_MS: z.coerce.number().int().min(50).max(10_000).default(250),
+  HOKAN_MONITOR_CONCURRENCY: z.coerce.number().int().min(1).max(5000).default(256),
+  HOKAN_MONITOR_RESULT_DAYS: z.coerce.number().int().min(1).max(3650).default(35),
   HOKAN_MAIL_FROM: z.string().trim().min(3).max(300).regex(/^[^\r\n]+$/, 'must be one line').default('hokan <noreply@localhost>'),
   HOKAN_HARDWARE_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(90),
   HOKAN_HARDWARE_SELF_SAMPLE_SECONDS: z.coerce.number().int().min(0).max(86_400).refine((n) => n === 0 || n >= 5, 'must be 0 (off) or at least 5').default(60),
@@ -71,6 +74,10 @@ export interface Config {
   hardwareSelfSampleSeconds: number;
   /** R12.3③: default interval between visual rounds of a checklist. */
   roundIntervalHours: number;
+  /** R12.3②: how often the monitor scheduler looks for due checks, how many run at once, how long results are kept. */
+  monitorPollMs: number;
+  monitorConcurrency: number;
+  monitorResultDays: number;
 }
 
 export class ConfigError extends Error {
@@ -114,6 +121,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     hardwareRetentionDays: e.HOKAN_HARDWARE_RETENTION_DAYS,
     hardwareSelfSampleSeconds: e.HOKAN_HARDWARE_SELF_SAMPLE_SECONDS,
     roundIntervalHours: e.HOKAN_ROUND_INTERVAL_HOURS,
+    monitorPollMs: e.HOKAN_MONITOR_POLL_MS,
+    monitorConcurrency: e.HOKAN_MONITOR_CONCURRENCY,
+    monitorResultDays: e.HOKAN_MONITOR_RESULT_DAYS,
   };
 }
 
@@ -141,4 +151,7 @@ export const configReference: Array<[name: string, def: string, meaning: string]
   ['HOKAN_HARDWARE_RETENTION_DAYS', '90', 'how long hardware samples are kept (R12.3①)'],
   ['HOKAN_HARDWARE_SELF_SAMPLE_SECONDS', '60', "how often each instance samples its own host (R12.3①); 0: never"],
   ['HOKAN_ROUND_INTERVAL_HOURS', '24', 'default interval between visual rounds of a checklist (R12.3③); each checklist may set its own'],
+  ['HOKAN_MONITOR_POLL_MS', '250', 'how often the service-monitor scheduler looks for due checks (R12.3②)'],
+  ['HOKAN_MONITOR_CONCURRENCY', '256', 'service-monitor probes in flight at once per instance'],
+  ['HOKAN_MONITOR_RESULT_DAYS', '35', 'how long monitor check results (latency history) are kept'],
 ];

@@ -6,6 +6,7 @@ import type { JobQueue } from '../core/jobs/job-queue.js';
 import type { BlobStore } from '../storage/index.js';
 import type { BackupSettings } from '../backup/settings.js';
 import type { Gateway } from '../gateway/gateway.js';
+import type { MonitorScheduler } from '../monitoring/monitors-scheduler.js';
 
 /** What every route and job is given; built once in main and in tests. */
 export interface AppContext {
@@ -19,4 +20,6 @@ export interface AppContext {
   backup: BackupSettings;
   /** The ingress chain; absent only in unit tests that build a bare server. */
   gateway?: Gateway;
+  /** R12.3②: runs the service monitors' checks (started by `serve` with the job worker). */
+  monitors?: MonitorScheduler;
 }

@@ -14,6 +14,7 @@ import { registerIncidentRoutes } from '../incidents/incident-routes.js';
 import { registerBreachRoutes } from '../incidents/breach-routes.js';
 import { registerReportRoutes } from '../incidents/report-routes.js';
 import { registerTermsRoutes } from '../terms/routes.js';
+import { registerMonitorRoutes } from '../monitoring/monitor-routes.js';
 import { registerExportRoutes } from '../data/export-routes.js';
 import { registerBackupRoutes } from '../backup/routes.js';
 import { registerMigrationRoutes } from '../backup/migration-routes.js';
@@ -213,6 +214,7 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
     registerTermsRoutes(api, ctx);
     registerHardwareRoutes(api, ctx);
     registerRoundRoutes(api, ctx);
+    registerMonitorRoutes(api, ctx);
     if (ctx.gateway) registerGatewayRoutes(api, ctx, ctx.gateway);
     api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   }, { prefix: '/api/v1' });

@@ -44,6 +44,10 @@ const SAMPLE_BODIES: Record<string, unknown> = {
   'POST /api/v1/incidents/{incidentId}/breach': { kinds: ['leak'], status: 'suspected', unauthorisedPurpose: false, customers: [{ customerId: '{customerId}' }] },
   'PATCH /api/v1/breaches/{breachId}': { cause: 'x' },
   'POST /api/v1/breaches/{breachId}/notices': { customerId: '{customerId}', stage: 'preliminary' },
+  'POST /api/v1/monitors': { kind: 'tcp', name: 'walk', host: '127.0.0.1', port: 9, intervalSeconds: 60, component: 'walk' },
+  'PUT /api/v1/monitors/{monitorId}': { kind: 'tcp', name: 'walk', host: '127.0.0.1', port: 9, intervalSeconds: 60, component: 'walk' },
+  'POST /api/v1/monitors/{monitorId}/heartbeat-token': {},
+  'POST /api/v1/monitors/{monitorId}/heartbeat': { token: 'hkhb_walk' },
   'POST /api/v1/me/totp/enroll': {},
   'POST /api/v1/me/totp/confirm': { secret: 'A'.repeat(32), code: '123456' },
   'POST /api/v1/stops/planned': { reason: 'maintenance', description: 'x', startsAt: '2027-01-10T01:00:00+09:00', endsAt: '2027-01-10T05:00:00+09:00', customerIds: ['{customerId}'] },
@@ -136,7 +140,8 @@ describe.each(databaseKinds)('cross-customer isolation on %s', (kind) => {
       .replace('{consultationId}', ids.consultationId)
       .replace('{hostId}', '9d4e5f6a-7b8c-4d9e-8f0a-1b2c3d4e5f6a')
       .replace('{ruleId}', '0e5f6a7b-8c9d-4e0f-9a1b-2c3d4e5f6a7b')
-      .replace('{checklistId}', '8c3d4e5f-6a7b-4c8d-9e0f-1a2b3c4d5e6f');
+      .replace('{checklistId}', '8c3d4e5f-6a7b-4c8d-9e0f-1a2b3c4d5e6f')
+      .replace('{monitorId}', '8c3d4e5f-6a7b-4c8d-9e0f-1a2b3c4d5e6f');
 
   it('the walk covers every route with a sample body for every write', () => {
     expect(routes.length).toBeGreaterThan(20);

@@ -562,7 +562,53 @@ export interface RoundsTable {
   findings: number;
 }
 
+export interface MonitorsTable {
+  id: string;
+  name: string;
+  kind: 'http' | 'tcp' | 'dns' | 'tls' | 'heartbeat' | 'database' | 'backup_freshness' | 'offsite_lag';
+  target: Json;
+  interval_s: number;
+  retry_interval_s: number;
+  timeout_ms: number;
+  retries: number;
+  recover_after: number;
+  severity: 'critical' | 'major' | 'minor';
+  component: string;
+  all_customers: boolean;
+  enabled: boolean;
+  heartbeat_token_hash: string | null;
+  state: 'unknown' | 'up' | 'down';
+  fail_streak: number;
+  ok_streak: number;
+  streak_started_at: Timestamp | null;
+  last_check_at: Timestamp | null;
+  last_ok: boolean | null;
+  last_latency_ms: number | null;
+  last_error: string | null;
+  last_beat_at: Timestamp | null;
+  next_check_at: Timestamp;
+  open_incident_id: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface MonitorCustomersTable {
+  monitor_id: string;
+  customer_id: string;
+}
+
+export interface MonitorResultsTable {
+  monitor_id: string;
+  checked_at: Timestamp;
+  ok: boolean;
+  latency_ms: number | null;
+  error: string | null;
+}
+
 export interface Database {
+  monitors: MonitorsTable;
+  monitor_customers: MonitorCustomersTable;
+  monitor_results: MonitorResultsTable;
   hardware_hosts: HardwareHostsTable;
   hardware_samples: HardwareSamplesTable;
   hardware_rules: HardwareRulesTable;
