@@ -33,6 +33,11 @@ async function requireCustomerManager(ctx: AppContext, p: Principal, customerId:
   }
 }
 
+/** Request bodies, shared with the web forms (src/web/) so both validate alike. */
+export const loginBody = z.object({ loginId: z.string().min(1).max(64), password: z.string().min(1).max(256), totpCode: z.string().regex(/^\d{6}$/, { error: 'a 6-digit code' }).optional() });
+export const customerUserBody = z.object({ loginId, displayName, email, role: z.enum(CUSTOMER_ROLES), password: z.string().max(256) });
+export const apiTokenBody = z.object({ name: z.string().trim().min(1).max(100) });
+
 export function registerAccountRoutes(app: FastifyInstance, ctx: AppContext): void {
   const r = router(app);
 
@@ -40,7 +45,7 @@ export function registerAccountRoutes(app: FastifyInstance, ctx: AppContext): vo
     schema: {
       tags: ['auth'],
       summary: 'Sign in with ID and password (and a TOTP code for operators who enrolled); sets an HttpOnly session cookie',
-      body: z.object({ loginId: z.string().min(1).max(64), password: z.string().min(1).max(256), totpCode: z.string().regex(/^\d{6}$/, { error: 'a 6-digit code' }).optional() }),
+      body: loginBody,
     },
   }, async (req, reply) => {
     let signedIn;
@@ -126,7 +131,7 @@ export function registerAccountRoutes(app: FastifyInstance, ctx: AppContext): vo
       tags: ['accounts'],
       summary: 'Create a customer user (provider admin/operator or the customer admin)',
       params: customerParams,
-      body: z.object({ loginId, displayName, email, role: z.enum(CUSTOMER_ROLES), password: z.string().max(256) }),
+      body: customerUserBody,
     },
   }, async (req, reply) => {
     const p = humanPrincipal(req);
@@ -146,7 +151,7 @@ export function registerAccountRoutes(app: FastifyInstance, ctx: AppContext): vo
       tags: ['accounts'],
       summary: 'Issue an API token for the Software; the token is shown only in this response',
       params: customerParams,
-      body: z.object({ name: z.string().trim().min(1).max(100) }),
+      body: apiTokenBody,
     },
   }, async (req, reply) => {
     const p = humanPrincipal(req);

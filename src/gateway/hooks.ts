@@ -9,6 +9,8 @@ import { authenticateRequest } from '../http/server.js';
 import { findCustomer } from '../contracts/customers.js';
 import { appendAudit } from '../core/audit/audit-log.js';
 import { gatewayStatistics } from './events.js';
+import { listMisuseFlags } from './records.js';
+import { isPublicCachedPath } from '../web/public-paths.js';
 import type { Gateway } from './gateway.js';
 import { decideOrigin, refusalError, type OriginDecision } from './geo/index.js';
 import { STANDARD_CLASS } from './priority/index.js';
@@ -50,8 +52,9 @@ export function installGatewayEntry(app: FastifyInstance, ctx: AppContext, gatew
   app.decorateRequest('releaseAdmission', null);
   app.addHook('onRequest', async (req, reply) => {
     reply.headers(headers);
-    if (EXEMPT.has(pathOf(req.url))) return;
     const path = pathOf(req.url);
+    // The cached status page and the stylesheet: public, cheap, reachable from anywhere (decision 0022).
+    if (EXEMPT.has(path) || isPublicCachedPath(path)) return;
     const decision = decideOrigin(req.ip, gateway.geo, gateway.origin);
     req.origin = decision;
     if (decision.allowed) {
@@ -107,7 +110,7 @@ function overloaded(retryAfterSeconds: number): HokanError {
 export function installGatewayAfterAuth(app: FastifyInstance, _ctx: AppContext, gateway: Gateway): void {
   app.addHook('onRequest', async (req) => {
     const path = pathOf(req.url);
-    if (EXEMPT.has(path)) return;
+    if (EXEMPT.has(path) || isPublicCachedPath(path)) return;
     const p = req.principal;
     if (p && p.kind !== 'operator') {
       const findings = gateway.misuse.recordCredentialUse(p.kind === 'api_token' ? p.tokenId : p.userId, p.customerId, req.ip, req.origin?.country ?? null);
@@ -144,7 +147,7 @@ function idsBlocked(cls: string): HokanError {
 export function installIds(app: FastifyInstance, gateway: Gateway): void {
   app.addHook('preValidation', async (req) => {
     const path = pathOf(req.url);
-    if (EXEMPT.has(path)) return;
+    if (EXEMPT.has(path) || isPublicCachedPath(path)) return;
     const p = req.principal;
     const who = { sourceIp: req.ip, customerId: p && p.kind !== 'operator' ? p.customerId : null, credentialId: p ? (p.kind === 'api_token' ? p.tokenId : p.userId) : null, method: req.method, path };
     // The provider's own networks (and a reverse proxy not yet declared trusted) are not rate-limited:
@@ -218,7 +221,7 @@ export function registerGatewayRoutes(app: FastifyInstance, ctx: AppContext, gat
     const p = principalOf(req);
     if (!canAccessCustomer(p, req.params.customerId) || !(await findCustomer(ctx.db, req.params.customerId))) throw errors.notFound('お客様 / customer', req.params.customerId);
     if (p.kind !== 'operator' && !isCustomerAdminOf(p, req.params.customerId)) throw errors.forbidden("requires the customer's admin", 'お客様の管理者権限が必要です');
-    const rows = await ctx.db.selectFrom('misuse_flags').selectAll().where('customer_id', '=', req.params.customerId).orderBy('created_at', 'desc').limit(200).execute();
-    return { misuseFlags: rows.map((f) => ({ id: f.id, kind: f.kind, action: f.action, detail: f.detail, sourceIp: f.source_ip, credentialId: f.credential_id, createdAt: f.created_at.toISOString(), reviewedAt: f.reviewed_at?.toISOString() ?? null })) };
+    const flags = await listMisuseFlags(ctx.db, { customerId: req.params.customerId });
+    return { misuseFlags: flags.map(({ customerId: _customerId, ...f }) => f) };
   });
 }
