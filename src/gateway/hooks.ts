@@ -139,6 +139,29 @@ function idsBlocked(cls: string): HokanError {
 }
 
 /**
+ * A browser's form post names this very site in Origin and Referer; on a server reached at
+ * 127.0.0.1 (development, tests) that reads like SSRF to the loopback address (ENV-005). When
+ * their host is the request's own Host they point at us, not at a target, and are left out.
+ */
+function withoutSameOrigin(headers: FastifyRequest['headers']): FastifyRequest['headers'] {
+  const host = headers.host;
+  if (!host || (headers.origin === undefined && headers.referer === undefined)) return headers;
+  const sameHost = (v: string | undefined) => {
+    if (v === undefined) return false;
+    try {
+      return new URL(v).host === host;
+    } catch {
+      return false;
+    }
+  };
+  if (!sameHost(headers.origin) && !sameHost(headers.referer)) return headers;
+  const out = { ...headers };
+  if (sameHost(out.origin)) delete out.origin;
+  if (sameHost(out.referer)) delete out.referer;
+  return out;
+}
+
+/**
  * R12.2: the IDS sees method, path, query, headers and the body (up to its limit) after parsing
  * and before validation, so malformed input is inspected too. Each finding is recorded with its
  * rule, class, source, customer and a redacted sample; classes in block mode stop the request.
@@ -160,7 +183,7 @@ export function installIds(app: FastifyInstance, gateway: Gateway): void {
     const q = req.url.indexOf('?');
     const b = req.body;
     const body = b === undefined || b === null ? undefined : typeof b === 'string' || Buffer.isBuffer(b) ? b : typeof (b as { pipe?: unknown }).pipe === 'function' ? undefined : JSON.stringify(b);
-    const findings = gateway.ids.inspect({ method: req.method, path, query: q < 0 ? '' : req.url.slice(q + 1), headers: req.headers, ...(body !== undefined ? { body } : {}), ...(req.headers['content-type'] ? { contentType: req.headers['content-type'] } : {}) });
+    const findings = gateway.ids.inspect({ method: req.method, path, query: q < 0 ? '' : req.url.slice(q + 1), headers: withoutSameOrigin(req.headers), ...(body !== undefined ? { body } : {}), ...(req.headers['content-type'] ? { contentType: req.headers['content-type'] } : {}) });
     if (findings.length === 0) return;
     const decision = gateway.ids.decide(findings);
     for (const f of findings) gateway.events.record({ kind: 'ids', class: f.class, ruleId: f.ruleId, action: decision.action, ...who, sample: f.sample, details: { target: f.target, severity: f.severity } });

@@ -30,7 +30,8 @@ form.stack{display:grid;gap:.75rem;max-width:36rem}
 form.inline{display:inline}
 label{font-weight:600;display:block}
 input,select,textarea{font:inherit;color:var(--fg);background:var(--bg);border:1px solid #6b6f76;border-radius:4px;padding:.45rem .55rem;width:100%;max-width:36rem}
-input[type=checkbox],input[type=radio]{width:auto}
+input[type=checkbox],input[type=radio]{width:auto;min-width:1.25rem;min-height:1.25rem}
+label.inline-label{display:inline}
 button,.button{font:inherit;display:inline-block;background:#0b57d0;color:#fff;border:0;border-radius:4px;padding:.5rem 1rem;cursor:pointer;text-decoration:none;min-height:44px}
 button.secondary{background:#e6e8eb;color:var(--fg);border:1px solid #6b6f76}
 button.danger{background:var(--bad)}

@@ -180,7 +180,7 @@ export function field(formId: string, spec: FieldSpec, state: FormState | undefi
       control = html`<select id="${id}" name="${spec.name}"${spec.type === 'select-multiple' ? html` multiple size="4"` : ''}${aria}>${(spec.options ?? []).map((o) => html`<option value="${o.value}"${value.includes(o.value) ? html` selected` : ''}>${o.label}</option>`)}</select>`;
       break;
     case 'checkbox':
-      return html`<div><input type="checkbox" id="${id}" name="${spec.name}" value="on"${value.includes('on') ? html` checked` : ''}${aria}> <label for="${id}" style="display:inline">${spec.label}</label>
+      return html`<div><input type="checkbox" id="${id}" name="${spec.name}" value="on"${value.includes('on') ? html` checked` : ''}${aria}> <label for="${id}" class="inline-label">${spec.label}</label>
 ${spec.hint ? html`<p class="hint" id="${id}-hint">${spec.hint}</p>` : ''}${err ? html`<p class="field-error" id="${id}-error">${err}</p>` : ''}</div>`;
     default:
       control = html`<input id="${id}" name="${spec.name}" type="${spec.type ?? 'text'}" value="${value[0] ?? ''}"${spec.autocomplete ? html` autocomplete="${spec.autocomplete}"` : ''}${spec.inputmode ? html` inputmode="${spec.inputmode}"` : ''}${aria}>`;

@@ -3,6 +3,12 @@ import type { Locale } from '../core/i18n.js';
 import { CSS_PATH } from './assets.js';
 import { html, type Html, type Interpolation } from './html.js';
 
+/**
+ * Same-origin form posts must carry their Origin (the CSRF layer of src/http/server.ts checks it);
+ * with the API's `no-referrer`, Chromium sends `Origin: null`. Nothing leaks to other sites.
+ */
+export const PAGE_REFERRER_POLICY = 'same-origin';
+
 /** Pages load only our stylesheet; no script at all, forms post to ourselves. */
 export const PAGE_CSP = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
@@ -68,6 +74,7 @@ export function sendPage(reply: FastifyReply, body: Html, status = 200): Fastify
   return reply
     .code(status)
     .header('content-security-policy', PAGE_CSP)
+    .header('referrer-policy', PAGE_REFERRER_POLICY)
     .header('cache-control', 'no-store')
     .type('text/html; charset=utf-8')
     .send(body.value);

@@ -5,7 +5,7 @@ import type { AppContext } from '../http/context.js';
 import { statusSnapshot, type ComponentStatus, type StatusComponent, type StatusIncident, type StatusSnapshot, type StatusStop } from '../notify/status-snapshot.js';
 import { escapeHtml, html, raw, type Html } from './html.js';
 import { fmtTime, localeOf, translator, type T } from './i18n.js';
-import { page, PAGE_CSP } from './layout.js';
+import { page, PAGE_CSP, PAGE_REFERRER_POLICY } from './layout.js';
 
 /** How long a rendered status page is served before it is rendered again (and its max-age). */
 export const STATUS_CACHE_SECONDS = 5;
@@ -176,6 +176,7 @@ export function registerStatusPage(app: FastifyInstance, cache: StatusPageCache)
       .header('etag', r.etag)
       .header('cache-control', `public, max-age=${STATUS_CACHE_SECONDS}`)
       .header('content-security-policy', PAGE_CSP)
+      .header('referrer-policy', PAGE_REFERRER_POLICY)
       .header('content-language', locale);
     // Without ?lang the language comes from the cookie, so shared caches must keep them apart.
     if ((req.query as Record<string, unknown>)['lang'] === undefined) reply.header('vary', 'Cookie');

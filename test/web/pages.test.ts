@@ -119,6 +119,17 @@ for (const kind of databaseKinds) {
       expect(api.statusCode).toBe(415);
     });
 
+    it('R12.2 a form post naming this very site in Origin/Referer is not taken for SSRF; another loopback origin still is', async () => {
+      const page = await app.request({ method: 'GET', url: '/portal/sign-in', headers: { host: '127.0.0.1:8080' } });
+      const cookie = mergeCookies('', page);
+      const payload = new URLSearchParams({ _csrf: csrfOf(page.body), loginId: 'sakura-admin', password: 'correct horse battery staple' }).toString();
+      const same = await app.request({ method: 'POST', url: '/portal/sign-in', headers: { ...FORM, cookie, host: '127.0.0.1:8080', origin: 'http://127.0.0.1:8080', referer: 'http://127.0.0.1:8080/portal/sign-in' }, payload });
+      expect(same.statusCode).toBe(303);
+      const other = await app.request({ method: 'POST', url: '/portal/sign-in', headers: { ...FORM, cookie, host: '127.0.0.1:8080', referer: 'http://127.0.0.1:6379/' }, payload });
+      expect(other.statusCode).toBe(403);
+      expect(other.body).toContain('攻撃の疑いがある通信のため遮断しました');
+    });
+
     it('R18.1 the web sign-in uses the API rules: a wrong password is refused next to the form, customers cannot sign in to the console', async () => {
       const page = await app.request({ method: 'GET', url: '/portal/sign-in?lang=en' });
       const cookie = mergeCookies('', page);
