@@ -1,15 +1,33 @@
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import type { FastifyInstance } from 'fastify';
+
+/**
+ * Japanese text must render on a device without Japanese fonts too (a bare Linux desktop, the CI
+ * browser): Noto Sans JP, already shipped for the certificate PDF, is the last fallback. Devices
+ * with Hiragino, Yu Gothic or Noto CJK never download it (the browser fetches a web font only
+ * when an earlier family lacks a glyph).
+ */
+const FONT_VERSION = '0.4.3';
+const FONTS: Record<string, string> = {
+  [`/assets/fonts/noto-sans-jp-${FONT_VERSION}-400.ttf`]: '@expo-google-fonts/noto-sans-jp/400Regular/NotoSansJP_400Regular.ttf',
+  [`/assets/fonts/noto-sans-jp-${FONT_VERSION}-700.ttf`]: '@expo-google-fonts/noto-sans-jp/700Bold/NotoSansJP_700Bold.ttf',
+};
+const requireHere = createRequire(import.meta.url);
+const fontCache = new Map<string, Buffer>();
 
 /**
  * The one stylesheet. Colours keep a contrast of at least 4.5:1 against their background (WCAG
  * AA); focus is always visible; the layout is a single column on a phone.
  */
 const CSS = `
+@font-face{font-family:"hokan-jp";src:url(/assets/fonts/noto-sans-jp-${FONT_VERSION}-400.ttf) format("truetype");font-weight:400;font-display:swap}
+@font-face{font-family:"hokan-jp";src:url(/assets/fonts/noto-sans-jp-${FONT_VERSION}-700.ttf) format("truetype");font-weight:700;font-display:swap}
 :root{--fg:#1a1a1a;--muted:#4a4a4a;--bg:#ffffff;--panel:#f4f5f7;--line:#c9ccd1;--link:#0b57d0;--ok:#0a6b2d;--warn:#8a5a00;--bad:#b00020;--mnt:#1f4e99;--focus:#ffbf47}
 *{box-sizing:border-box}
 html{font-size:100%;-webkit-text-size-adjust:100%}
-body{margin:0;color:var(--fg);background:var(--bg);font-family:"Noto Sans JP","Hiragino Sans","Yu Gothic",system-ui,sans-serif;line-height:1.7}
+body{margin:0;color:var(--fg);background:var(--bg);font-family:"Hiragino Sans","Hiragino Kaku Gothic ProN","Yu Gothic","Meiryo","Noto Sans CJK JP","Noto Sans JP",system-ui,"hokan-jp",sans-serif;line-height:1.7}
 a{color:var(--link)}
 a:focus-visible,button:focus-visible,input:focus-visible,select:focus-visible,textarea:focus-visible,summary:focus-visible{outline:3px solid var(--focus);outline-offset:2px;box-shadow:0 0 0 5px var(--fg)}
 .skip{position:absolute;left:-999px}.skip:focus{left:8px;top:8px;background:var(--bg);padding:4px 8px;z-index:9}
@@ -76,4 +94,14 @@ export function registerAssetRoutes(app: FastifyInstance): void {
   app.get(CSS_PATH, { schema: { hide: true } }, async (req, reply) => send(req.headers['if-none-match'], reply, true));
   // The stable name (used by the status benchmark as its static baseline) revalidates by ETag.
   app.get('/assets/hokan.css', { schema: { hide: true } }, async (req, reply) => send(req.headers['if-none-match'], reply, false));
+  for (const [path, file] of Object.entries(FONTS)) {
+    app.get(path, { schema: { hide: true } }, async (_req, reply) => {
+      let buf = fontCache.get(path);
+      if (!buf) {
+        buf = readFileSync(requireHere.resolve(file));
+        fontCache.set(path, buf);
+      }
+      return reply.header('cache-control', 'public, max-age=31536000, immutable').type('font/ttf').send(buf);
+    });
+  }
 }

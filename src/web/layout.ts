@@ -10,7 +10,7 @@ import { html, type Html, type Interpolation } from './html.js';
 export const PAGE_REFERRER_POLICY = 'same-origin';
 
 /** Pages load only our stylesheet; no script at all, forms post to ourselves. */
-export const PAGE_CSP = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+export const PAGE_CSP = "default-src 'none'; style-src 'self'; font-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 export interface NavItem {
   href: string;
