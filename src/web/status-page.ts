@@ -164,8 +164,8 @@ export class StatusPageCache {
 }
 
 export function createStatusPageCache(ctx: AppContext): StatusPageCache {
-  // performance.now() measures the cache's age in real time; the snapshot's content uses the injectable clock.
-  return new StatusPageCache(async (locale) => Buffer.from(renderStatusPage(await statusSnapshot(ctx.db, ctx.clock), locale).value, 'utf8'), STATUS_CACHE_SECONDS * 1000);
+  // The cache's age is measured on the injectable clock too, so tests move time instead of sleeping.
+  return new StatusPageCache(async (locale) => Buffer.from(renderStatusPage(await statusSnapshot(ctx.db, ctx.clock), locale).value, 'utf8'), STATUS_CACHE_SECONDS * 1000, () => ctx.clock.now().getTime());
 }
 
 export function registerStatusPage(app: FastifyInstance, cache: StatusPageCache): void {
