@@ -6,6 +6,7 @@ import { systemActor } from '../../src/core/audit/audit-log.js';
 import { html, raw } from '../../src/web/html.js';
 import { StatusPageCache } from '../../src/web/status-page.js';
 import { statusSnapshot } from '../../src/notify/status-snapshot.js';
+import { removeExpiredExports } from '../../src/data/export-jobs.js';
 import { csrfOf, mergeCookies, postForm, webSignIn } from './helpers.js';
 
 const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
@@ -200,6 +201,12 @@ for (const kind of databaseKinds) {
       expect(zip.rawPayload.includes(Buffer.from('manifest.json'))).toBe(true);
       const sakuraAdmin = await webSignIn(app, 'portal', 'sakura-admin');
       expect((await app.request({ method: 'GET', url: href, headers: { cookie: sakuraAdmin } })).statusCode).toBe(404);
+      // Kept for 24 hours, then removed from the store and no longer offered.
+      app.clock.advance(25 * 3_600_000);
+      expect(await removeExpiredExports(app.ctx.db, app.ctx.clock, app.ctx.files)).toBe(1);
+      const expired = await app.request({ method: 'GET', url: href, headers: { cookie: await webSignIn(app, 'portal', 'midori-admin') } });
+      expect(expired.statusCode).toBe(409);
+      expect(expired.body).toContain('ダウンロード期限を過ぎました');
     });
 
     it('R8.1 R20 an operator opens an incident from the console; a support role may not; validation errors name the field', async () => {
