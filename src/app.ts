@@ -10,6 +10,7 @@ import { JobQueue } from './core/jobs/job-queue.js';
 import type { AppContext } from './http/context.js';
 import { buildServer } from './http/server.js';
 import { registerDataJobs } from './data/jobs.js';
+import { registerExportJobs } from './data/export-jobs.js';
 import { registerBackupJobs } from './backup/jobs.js';
 import { loadBackupSettings } from './backup/settings.js';
 import { Gateway } from './gateway/gateway.js';
@@ -56,6 +57,7 @@ export async function createApp(
   if (!smtpUrl) logger.warn('HOKAN_SMTP_URL is not set: e-mail notices stay queued in the outbox until it is');
   registerNotifyJobs(queue, () => (smtpUrl ? createMailTransport(smtpUrl, config.mailFrom) : null));
   const files = opts.files ?? parseBlobStoreUrl(config.filesUrl, config.s3Credentials);
+  registerExportJobs(queue, files);
   const backup = await loadBackupSettings(opts.env ?? process.env, { dataDir: config.dataDir, files, embedded: database.kind === 'pglite', s3Credentials: config.s3Credentials });
   registerBackupJobs(queue, { live: files, settings: backup, instanceId: config.instanceId, providerName: config.providerName, logger });
   const gateway = opts.gateway === false ? undefined : await Gateway.create(loadGatewaySettings(opts.env ?? process.env), database.db, clock, logger);

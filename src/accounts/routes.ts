@@ -5,45 +5,19 @@ import { actorOf, canAccessCustomer, CUSTOMER_ROLES, isCustomerAdminOf, OPERATOR
 import { errors, HokanError } from '../core/errors.js';
 import { bi } from '../core/i18n.js';
 import { appendAudit } from '../core/audit/audit-log.js';
-import { deriveTotpKey, generateTotpSecret, openTotpSecret, sealTotpSecret, totpUri, verifyTotp } from './totp.js';
+import { deriveTotpKey, generateTotpSecret, sealTotpSecret, totpUri, verifyTotp } from './totp.js';
 import type { AppContext } from '../http/context.js';
 import { displayName, email, humanPrincipal, loginId, principalOf, router, SESSION_COOKIE, uuid } from '../http/route-kit.js';
 
 import { createApiToken, listApiTokens, revokeApiToken } from './api-tokens.js';
-import { createSession, deleteSession } from './sessions.js';
-import { authenticate, createCustomerUser, createOperator, listCustomerUsers, listOperators } from './users.js';
+import { deleteSession } from './sessions.js';
+import { signIn } from './sign-in.js';
+import { createCustomerUser, createOperator, listCustomerUsers, listOperators } from './users.js';
 
 const customerParams = z.object({ customerId: uuid });
 
 /** TOTP secrets are sealed at rest with a key derived from the master key. */
 const totpSealKey = (ctx: AppContext) => deriveTotpKey(ctx.backup.masterKey);
-
-/**
- * R12.1: an operator who enrolled TOTP must give a fresh code (a step is never accepted twice);
- * with HOKAN_OPERATOR_TOTP=required an operator without TOTP cannot sign in at all.
- */
-async function checkOperatorSecondFactor(ctx: AppContext, userId: string, code: string | undefined): Promise<void> {
-  const row = await ctx.db.selectFrom('users').select(['totp_secret', 'totp_last_step']).where('id', '=', userId).executeTakeFirstOrThrow();
-  if (!row.totp_secret) {
-    if (ctx.gateway?.settings.operatorTotpRequired) {
-      throw new HokanError('invalid_credentials', bi('二要素認証（TOTP）の登録が必要です。管理者に `hokan operator totp` での登録を依頼してください。', 'A TOTP second factor is required; ask an admin to enrol you with `hokan operator totp`.'), [{ path: 'totpCode', message: 'enrolment required' }]);
-    }
-    return;
-  }
-  if (!code) throw new HokanError('invalid_credentials', bi('認証アプリのコードを入力してください。', 'Enter the code from your authenticator app.'), [{ path: 'totpCode', message: 'required' }]);
-  const secret = openTotpSecret(totpSealKey(ctx), row.totp_secret, userId);
-  const last = row.totp_last_step === null ? undefined : Number(row.totp_last_step);
-  const check = verifyTotp(secret, code, ctx.clock.now(), last);
-  if (!check.ok || check.step === undefined) throw errors.invalidCredentials();
-  // Only if greater: two sign-ins racing with one code cannot both win.
-  const won = await ctx.db
-    .updateTable('users')
-    .set({ totp_last_step: check.step })
-    .where('id', '=', userId)
-    .where((eb) => eb.or([eb('totp_last_step', 'is', null), eb('totp_last_step', '<', String(check.step))]))
-    .executeTakeFirst();
-  if (Number(won.numUpdatedRows) !== 1) throw errors.invalidCredentials();
-}
 
 /**
  * Users and tokens of a customer are managed by the provider's admins and operators and by that
@@ -59,6 +33,11 @@ async function requireCustomerManager(ctx: AppContext, p: Principal, customerId:
   }
 }
 
+/** Request bodies, shared with the web forms (src/web/) so both validate alike. */
+export const loginBody = z.object({ loginId: z.string().min(1).max(64), password: z.string().min(1).max(256), totpCode: z.string().regex(/^\d{6}$/, { error: 'a 6-digit code' }).optional() });
+export const customerUserBody = z.object({ loginId, displayName, email, role: z.enum(CUSTOMER_ROLES), password: z.string().max(256) });
+export const apiTokenBody = z.object({ name: z.string().trim().min(1).max(100) });
+
 export function registerAccountRoutes(app: FastifyInstance, ctx: AppContext): void {
   const r = router(app);
 
@@ -66,29 +45,17 @@ export function registerAccountRoutes(app: FastifyInstance, ctx: AppContext): vo
     schema: {
       tags: ['auth'],
       summary: 'Sign in with ID and password (and a TOTP code for operators who enrolled); sets an HttpOnly session cookie',
-      body: z.object({ loginId: z.string().min(1).max(64), password: z.string().min(1).max(256), totpCode: z.string().regex(/^\d{6}$/, { error: 'a 6-digit code' }).optional() }),
+      body: loginBody,
     },
   }, async (req, reply) => {
-    const misuse = ctx.gateway?.misuse;
-    // R18.1, R11.1③: repeated failures lock the ID and the source with growing back-off.
-    const gate = misuse?.beforeSignIn(req.body.loginId, req.ip);
-    if (gate && !gate.allowed) {
-      const seconds = Math.max(1, Math.ceil(gate.retryAfterMs / 1000));
-      reply.header('retry-after', String(seconds));
-      throw new HokanError('too_many_attempts', bi(`サインインの失敗が続いたため、${seconds}秒間お待ちください。`, `Too many failed sign-ins; wait ${seconds} seconds before trying again.`));
-    }
-    let principal;
+    let signedIn;
     try {
-      principal = await authenticate(ctx.db, req.body.loginId, req.body.password);
-      if (principal.kind === 'operator') await checkOperatorSecondFactor(ctx, principal.userId, req.body.totpCode);
+      signedIn = await signIn(ctx, req.body, req.ip);
     } catch (err) {
-      const findings = misuse?.recordSignIn(req.body.loginId, req.ip, false) ?? [];
-      if (findings.length) await ctx.gateway?.applyMisuseFindings(findings);
+      if (err instanceof HokanError && err.retryAfterSeconds !== undefined) reply.header('retry-after', String(err.retryAfterSeconds));
       throw err;
     }
-    misuse?.recordSignIn(req.body.loginId, req.ip, true);
-    if (principal.kind === 'api_token') throw errors.invalidCredentials();
-    const session = await createSession(ctx.db, ctx.clock, principal.userId, ctx.config.sessionTtlHours);
+    const { principal, session } = signedIn;
     reply.setCookie(SESSION_COOKIE, session.token, {
       httpOnly: true,
       sameSite: 'lax',
@@ -164,7 +131,7 @@ export function registerAccountRoutes(app: FastifyInstance, ctx: AppContext): vo
       tags: ['accounts'],
       summary: 'Create a customer user (provider admin/operator or the customer admin)',
       params: customerParams,
-      body: z.object({ loginId, displayName, email, role: z.enum(CUSTOMER_ROLES), password: z.string().max(256) }),
+      body: customerUserBody,
     },
   }, async (req, reply) => {
     const p = humanPrincipal(req);
@@ -184,7 +151,7 @@ export function registerAccountRoutes(app: FastifyInstance, ctx: AppContext): vo
       tags: ['accounts'],
       summary: 'Issue an API token for the Software; the token is shown only in this response',
       params: customerParams,
-      body: z.object({ name: z.string().trim().min(1).max(100) }),
+      body: apiTokenBody,
     },
   }, async (req, reply) => {
     const p = humanPrincipal(req);

@@ -33,6 +33,20 @@ const contractParams = z.object({ contractId: uuid });
 const contractNumber = z.string().trim().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$/, { error: '1–40 letters, digits, ".", "_" or "-"' });
 const yen = z.number().int({ error: 'must be a whole number of yen' }).min(0).max(1_000_000_000);
 
+/** Request bodies, shared with the web forms (src/web/) so both validate alike. */
+export const suspendBody = z.object({ reason: z.enum(SUSPENSION_REASON_CODES), note });
+export const terminationNoticeBody = z.object({ endDate: calendarDate.optional(), note: optionalNote });
+export const breachNoticeBody = z.object({ description: note, cureDeadline: instant });
+export const extendTermBody = z.object({ termEnd: calendarDate, note });
+export const feeBody = z.object({ monthlyFeeYen: yen, note });
+export const linkedEndBody = z.object({ endDate: calendarDate.nullable(), note });
+
+export const terminateBody = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('breach'), breachNoticeId: uuid, note }),
+  z.object({ kind: z.literal('immediate'), ground: z.enum(IMMEDIATE_GROUNDS), note }),
+]);
+export const noteBody = z.object({ note });
+
 export function registerContractRoutes(app: FastifyInstance, ctx: AppContext): void {
   const r = router(app);
 
@@ -121,7 +135,7 @@ export function registerContractRoutes(app: FastifyInstance, ctx: AppContext): v
   });
 
   r.post('/contracts/:contractId/suspend', {
-    schema: { tags: ['lifecycle'], summary: 'Suspend for a reason of R11.1 ①–④; the data is kept', params: contractParams, body: z.object({ reason: z.enum(SUSPENSION_REASON_CODES), note }) },
+    schema: { tags: ['lifecycle'], summary: 'Suspend for a reason of R11.1 ①–④; the data is kept', params: contractParams, body: suspendBody },
   }, async (req) => {
     const p = operatorWrite(principalOf(req));
     await visibleContract(p, req.params.contractId);
@@ -129,7 +143,7 @@ export function registerContractRoutes(app: FastifyInstance, ctx: AppContext): v
   });
 
   r.post('/contracts/:contractId/resume', {
-    schema: { tags: ['lifecycle'], summary: 'Lift a suspension', params: contractParams, body: z.object({ note }) },
+    schema: { tags: ['lifecycle'], summary: 'Lift a suspension', params: contractParams, body: noteBody },
   }, async (req) => {
     const p = operatorWrite(principalOf(req));
     await visibleContract(p, req.params.contractId);
@@ -141,7 +155,7 @@ export function registerContractRoutes(app: FastifyInstance, ctx: AppContext): v
       tags: ['lifecycle'],
       summary: "The customer's written termination notice, at least 30 days ahead (R22.3); the end date is computed in Japan time",
       params: contractParams,
-      body: z.object({ endDate: calendarDate.optional(), note: optionalNote }),
+      body: terminationNoticeBody,
     },
   }, async (req, reply) => {
     const p = humanPrincipal(req);
@@ -167,7 +181,7 @@ export function registerContractRoutes(app: FastifyInstance, ctx: AppContext): v
       tags: ['lifecycle'],
       summary: 'Written notice of a breach with a cure deadline (R22.1)',
       params: contractParams,
-      body: z.object({ description: note, cureDeadline: instant }),
+      body: breachNoticeBody,
     },
   }, async (req, reply) => {
     const p = operatorWrite(principalOf(req));
@@ -186,7 +200,7 @@ export function registerContractRoutes(app: FastifyInstance, ctx: AppContext): v
   });
 
   r.post('/contracts/:contractId/breach-notices/:noticeId/cure', {
-    schema: { tags: ['lifecycle'], summary: 'Record that a breach was cured', params: z.object({ contractId: uuid, noticeId: uuid }), body: z.object({ note }) },
+    schema: { tags: ['lifecycle'], summary: 'Record that a breach was cured', params: z.object({ contractId: uuid, noticeId: uuid }), body: noteBody },
   }, async (req) => {
     const p = operatorWrite(principalOf(req));
     await visibleContract(p, req.params.contractId);
@@ -198,10 +212,7 @@ export function registerContractRoutes(app: FastifyInstance, ctx: AppContext): v
       tags: ['lifecycle'],
       summary: 'Terminate: for an uncured breach after its deadline (R22.1), or immediately for gross breach (R22.2), anti-social forces (R16.1) or an unresolved third-party claim (R17.1) — admin only',
       params: contractParams,
-      body: z.discriminatedUnion('kind', [
-        z.object({ kind: z.literal('breach'), breachNoticeId: uuid, note }),
-        z.object({ kind: z.literal('immediate'), ground: z.enum(IMMEDIATE_GROUNDS), note }),
-      ]),
+      body: terminateBody,
     },
   }, async (req) => {
     const p = requireOperatorRole(principalOf(req), 'admin');
@@ -219,7 +230,7 @@ export function registerContractRoutes(app: FastifyInstance, ctx: AppContext): v
       tags: ['lifecycle'],
       summary: 'End date of the linked system-use or support contract; when it passes this contract ends (R22.4)',
       params: z.object({ contractId: uuid, linked: z.enum(['system-use', 'support']) }),
-      body: z.object({ endDate: calendarDate.nullable(), note }),
+      body: linkedEndBody,
     },
   }, async (req) => {
     const p = operatorWrite(principalOf(req));
@@ -229,7 +240,7 @@ export function registerContractRoutes(app: FastifyInstance, ctx: AppContext): v
   });
 
   r.put('/contracts/:contractId/term', {
-    schema: { tags: ['lifecycle'], summary: 'Extend the agreed term (R21.1)', params: contractParams, body: z.object({ termEnd: calendarDate, note }) },
+    schema: { tags: ['lifecycle'], summary: 'Extend the agreed term (R21.1)', params: contractParams, body: extendTermBody },
   }, async (req) => {
     const p = operatorWrite(principalOf(req));
     await visibleContract(p, req.params.contractId);
@@ -237,7 +248,7 @@ export function registerContractRoutes(app: FastifyInstance, ctx: AppContext): v
   });
 
   r.put('/contracts/:contractId/fee', {
-    schema: { tags: ['contracts'], summary: 'Set the monthly fee (billing role only, R14.1)', params: contractParams, body: z.object({ monthlyFeeYen: yen, note }) },
+    schema: { tags: ['contracts'], summary: 'Set the monthly fee (billing role only, R14.1)', params: contractParams, body: feeBody },
   }, async (req) => {
     const p = requireOperatorRole(principalOf(req), 'billing');
     await visibleContract(p, req.params.contractId);

@@ -237,13 +237,14 @@ const recordLine = (r: RecordRow): ExportedRecord => ({
 });
 
 /** One collection as NDJSON, a page at a time; the stats are complete once the stream has ended. */
-async function* collectionNdjson(rows: Peekable<RecordRow>, collection: string, stats: { records: number; bytes: number; hash: Hash }): AsyncGenerator<Buffer> {
+async function* collectionNdjson(rows: Peekable<RecordRow>, collection: string, stats: { records: number; bytes: number; hash: Hash }, onPage?: () => void): AsyncGenerator<Buffer> {
   let lines: string[] = [];
   const emit = () => {
     const chunk = Buffer.from(lines.join(''), 'utf8');
     lines = [];
     stats.hash.update(chunk);
     stats.bytes += chunk.length;
+    onPage?.();
     return chunk;
   };
   for (;;) {
@@ -306,7 +307,11 @@ async function fileStillListed(db: Db, customerId: string, id: string): Promise<
 export async function exportCustomerData(
   deps: ExportDeps,
   who: DataAccessor,
-  opts: { extraEntries?: Array<{ name: string; content: Buffer }> } = {},
+  opts: {
+    extraEntries?: Array<{ name: string; content: Buffer }>;
+    /** Called as records (a page at a time) and files are added, for a progress display (R10.5). */
+    onProgress?: (done: { records: number; files: number }) => void;
+  } = {},
 ): Promise<CustomerExport> {
   const customer = await deps.db.selectFrom('customers').select(['id', 'code', 'name']).where('id', '=', who.customerId).executeTakeFirst();
   if (!customer) throw errors.notFound('お客様 / customer', who.customerId);
@@ -348,13 +353,19 @@ export async function exportCustomerData(
     for (const extra of opts.extraEntries ?? []) zip.addBuffer(extra.content, extra.name, { mtime: exportedAt, mode: 0o100644 });
 
     const collections: ManifestCollection[] = [];
+    const done = { records: 0, files: 0 };
     const rows = new Peekable(recordRows(deps.db, customer.id));
     try {
       for (let row = await rows.peek(); row !== null && !stopped; row = await rows.peek()) {
         const name = row.collection;
         const stats = { records: 0, bytes: 0, hash: createHash('sha256') };
         const path = `records/${name}.ndjson`;
-        await addStream(path, Readable.from(collectionNdjson(rows, name, stats), { objectMode: false }), { mtime: exportedAt, compressionLevel: 6 });
+        const before = done.records;
+        const onPage = () => {
+          done.records = before + stats.records;
+          opts.onProgress?.({ ...done });
+        };
+        await addStream(path, Readable.from(collectionNdjson(rows, name, stats, onPage), { objectMode: false }), { mtime: exportedAt, compressionLevel: 6 });
         collections.push({ name, path, records: stats.records, bytes: stats.bytes, sha256: stats.hash.digest('hex') });
       }
     } finally {
@@ -378,6 +389,8 @@ export async function exportCustomerData(
       pipeline(body, verified, () => {});
       await addStream(path, verified, { mtime: file.created_at, compressionLevel: compressionLevelFor(file.content_type), size: Number(file.size) });
       manifestFiles.push({ id: file.id, name: file.name, path, contentType: file.content_type, size: Number(file.size), sha256: file.sha256, createdAt: file.created_at.toISOString() });
+      done.files++;
+      opts.onProgress?.({ ...done });
     }
     if (stopped) return;
 

@@ -9,6 +9,8 @@ import { authenticateRequest } from '../http/server.js';
 import { findCustomer } from '../contracts/customers.js';
 import { appendAudit } from '../core/audit/audit-log.js';
 import { gatewayStatistics } from './events.js';
+import { listMisuseFlags } from './records.js';
+import { isPublicCachedPath } from '../web/public-paths.js';
 import type { Gateway } from './gateway.js';
 import { decideOrigin, refusalError, type OriginDecision } from './geo/index.js';
 import { STANDARD_CLASS } from './priority/index.js';
@@ -50,8 +52,9 @@ export function installGatewayEntry(app: FastifyInstance, ctx: AppContext, gatew
   app.decorateRequest('releaseAdmission', null);
   app.addHook('onRequest', async (req, reply) => {
     reply.headers(headers);
-    if (EXEMPT.has(pathOf(req.url))) return;
     const path = pathOf(req.url);
+    // The cached status page and the stylesheet: public, cheap, reachable from anywhere (decision 0022).
+    if (EXEMPT.has(path) || isPublicCachedPath(path)) return;
     const decision = decideOrigin(req.ip, gateway.geo, gateway.origin);
     req.origin = decision;
     if (decision.allowed) {
@@ -107,7 +110,7 @@ function overloaded(retryAfterSeconds: number): HokanError {
 export function installGatewayAfterAuth(app: FastifyInstance, _ctx: AppContext, gateway: Gateway): void {
   app.addHook('onRequest', async (req) => {
     const path = pathOf(req.url);
-    if (EXEMPT.has(path)) return;
+    if (EXEMPT.has(path) || isPublicCachedPath(path)) return;
     const p = req.principal;
     if (p && p.kind !== 'operator') {
       const findings = gateway.misuse.recordCredentialUse(p.kind === 'api_token' ? p.tokenId : p.userId, p.customerId, req.ip, req.origin?.country ?? null);
@@ -136,6 +139,29 @@ function idsBlocked(cls: string): HokanError {
 }
 
 /**
+ * A browser's form post names this very site in Origin and Referer; on a server reached at
+ * 127.0.0.1 (development, tests) that reads like SSRF to the loopback address (ENV-005). When
+ * their host is the request's own Host they point at us, not at a target, and are left out.
+ */
+function withoutSameOrigin(headers: FastifyRequest['headers']): FastifyRequest['headers'] {
+  const host = headers.host;
+  if (!host || (headers.origin === undefined && headers.referer === undefined)) return headers;
+  const sameHost = (v: string | undefined) => {
+    if (v === undefined) return false;
+    try {
+      return new URL(v).host === host;
+    } catch {
+      return false;
+    }
+  };
+  if (!sameHost(headers.origin) && !sameHost(headers.referer)) return headers;
+  const out = { ...headers };
+  if (sameHost(out.origin)) delete out.origin;
+  if (sameHost(out.referer)) delete out.referer;
+  return out;
+}
+
+/**
  * R12.2: the IDS sees method, path, query, headers and the body (up to its limit) after parsing
  * and before validation, so malformed input is inspected too. Each finding is recorded with its
  * rule, class, source, customer and a redacted sample; classes in block mode stop the request.
@@ -144,7 +170,7 @@ function idsBlocked(cls: string): HokanError {
 export function installIds(app: FastifyInstance, gateway: Gateway): void {
   app.addHook('preValidation', async (req) => {
     const path = pathOf(req.url);
-    if (EXEMPT.has(path)) return;
+    if (EXEMPT.has(path) || isPublicCachedPath(path)) return;
     const p = req.principal;
     const who = { sourceIp: req.ip, customerId: p && p.kind !== 'operator' ? p.customerId : null, credentialId: p ? (p.kind === 'api_token' ? p.tokenId : p.userId) : null, method: req.method, path };
     // The provider's own networks (and a reverse proxy not yet declared trusted) are not rate-limited:
@@ -157,7 +183,7 @@ export function installIds(app: FastifyInstance, gateway: Gateway): void {
     const q = req.url.indexOf('?');
     const b = req.body;
     const body = b === undefined || b === null ? undefined : typeof b === 'string' || Buffer.isBuffer(b) ? b : typeof (b as { pipe?: unknown }).pipe === 'function' ? undefined : JSON.stringify(b);
-    const findings = gateway.ids.inspect({ method: req.method, path, query: q < 0 ? '' : req.url.slice(q + 1), headers: req.headers, ...(body !== undefined ? { body } : {}), ...(req.headers['content-type'] ? { contentType: req.headers['content-type'] } : {}) });
+    const findings = gateway.ids.inspect({ method: req.method, path, query: q < 0 ? '' : req.url.slice(q + 1), headers: withoutSameOrigin(req.headers), ...(body !== undefined ? { body } : {}), ...(req.headers['content-type'] ? { contentType: req.headers['content-type'] } : {}) });
     if (findings.length === 0) return;
     const decision = gateway.ids.decide(findings);
     for (const f of findings) gateway.events.record({ kind: 'ids', class: f.class, ruleId: f.ruleId, action: decision.action, ...who, sample: f.sample, details: { target: f.target, severity: f.severity } });
@@ -218,7 +244,7 @@ export function registerGatewayRoutes(app: FastifyInstance, ctx: AppContext, gat
     const p = principalOf(req);
     if (!canAccessCustomer(p, req.params.customerId) || !(await findCustomer(ctx.db, req.params.customerId))) throw errors.notFound('お客様 / customer', req.params.customerId);
     if (p.kind !== 'operator' && !isCustomerAdminOf(p, req.params.customerId)) throw errors.forbidden("requires the customer's admin", 'お客様の管理者権限が必要です');
-    const rows = await ctx.db.selectFrom('misuse_flags').selectAll().where('customer_id', '=', req.params.customerId).orderBy('created_at', 'desc').limit(200).execute();
-    return { misuseFlags: rows.map((f) => ({ id: f.id, kind: f.kind, action: f.action, detail: f.detail, sourceIp: f.source_ip, credentialId: f.credential_id, createdAt: f.created_at.toISOString(), reviewedAt: f.reviewed_at?.toISOString() ?? null })) };
+    const flags = await listMisuseFlags(ctx.db, { customerId: req.params.customerId });
+    return { misuseFlags: flags.map(({ customerId: _customerId, ...f }) => f) };
   });
 }

@@ -28,6 +28,13 @@ import { installMetrics } from '../observability/metrics.js';
 import type { AppContext } from './context.js';
 
 import { SESSION_COOKIE } from './route-kit.js';
+import { isPublicCachedPath } from '../web/public-paths.js';
+import { registerWeb } from '../web/routes.js';
+
+const pathOnly = (url: string) => {
+  const q = url.indexOf('?');
+  return q < 0 ? url : url.slice(0, q);
+};
 const BODY_LIMIT = 1024 * 1024;
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 const MALFORMED_BODY = Buffer.from(JSON.stringify(new HokanError('validation_failed', bi('不正なHTTPリクエストです。', 'Malformed HTTP request.')).toJSON()));
@@ -142,6 +149,8 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
   // The gateway's first checks (security headers, Japan-only) run before authentication.
   if (ctx.gateway) installGatewayEntry(app, ctx, ctx.gateway);
   app.addHook('onRequest', async (req) => {
+    // The cached public pages never look at who is asking: no session lookup per reader.
+    if (isPublicCachedPath(pathOnly(req.url))) return;
     await authenticateRequest(ctx, req);
   });
   if (ctx.gateway) {
@@ -218,6 +227,9 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
     if (ctx.gateway) registerGatewayRoutes(api, ctx, ctx.gateway);
     api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   }, { prefix: '/api/v1' });
+
+  // The three web faces: the public status page, the customer portal and the operator console.
+  await registerWeb(app, ctx);
 
   return app;
 }

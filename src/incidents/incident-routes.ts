@@ -7,6 +7,19 @@ import { instant, note, principalOf, router, uuid } from '../http/route-kit.js';
 import { assessIncident, getIncident, LIABILITY_EXCLUSION_CODES, listIncidents, MILESTONES, openIncident, recordMilestone } from './incidents.js';
 import { EMERGENCY_CAUSE_CODES } from './stops.js';
 
+/** Request bodies, shared with the web forms (src/web/) so both validate alike. */
+export const openIncidentBody = z.object({
+        title: z.string().trim().min(1).max(200),
+        severity: z.enum(['critical', 'major', 'minor']),
+        cause: z.enum(EMERGENCY_CAUSE_CODES).nullable().optional(),
+        occurredAt: instant,
+        detectedAt: instant.optional(),
+        customerIds: z.array(uuid).max(10_000).optional(),
+        entirelyUnusable: z.boolean().optional(),
+      });
+export const milestoneBody = z.object({ milestone: z.enum(MILESTONES), at: instant.optional() });
+export const assessmentBody = z.object({ entirelyUnusable: z.boolean(), providerFault: z.boolean(), exclusion: z.enum(LIABILITY_EXCLUSION_CODES).nullable(), note });
+
 export function registerIncidentRoutes(app: FastifyInstance, ctx: AppContext): void {
   const r = router(app);
   const params = z.object({ incidentId: uuid });
@@ -27,15 +40,7 @@ export function registerIncidentRoutes(app: FastifyInstance, ctx: AppContext): v
     schema: {
       tags: ['incidents'],
       summary: 'Open an incident (operator); occurred and detected times drive the SLA clocks',
-      body: z.object({
-        title: z.string().trim().min(1).max(200),
-        severity: z.enum(['critical', 'major', 'minor']),
-        cause: z.enum(EMERGENCY_CAUSE_CODES).nullable().optional(),
-        occurredAt: instant,
-        detectedAt: instant.optional(),
-        customerIds: z.array(uuid).max(10_000).optional(),
-        entirelyUnusable: z.boolean().optional(),
-      }),
+      body: openIncidentBody,
     },
   }, async (req, reply) => {
     const p = requireOperatorRole(principalOf(req), 'admin', 'operator');
@@ -53,7 +58,7 @@ export function registerIncidentRoutes(app: FastifyInstance, ctx: AppContext): v
   });
 
   r.post('/incidents/:incidentId/milestones', {
-    schema: { tags: ['incidents'], summary: 'Record first notice, recovery, recovery notice or report (R8.1, R8.3)', params, body: z.object({ milestone: z.enum(MILESTONES), at: instant.optional() }) },
+    schema: { tags: ['incidents'], summary: 'Record first notice, recovery, recovery notice or report (R8.1, R8.3)', params, body: milestoneBody },
   }, async (req) => {
     const p = requireOperatorRole(principalOf(req), 'admin', 'operator');
     return { incident: await recordMilestone(ctx.db, ctx.clock, actorOf(p), req.params.incidentId, req.body.milestone, req.body.at ? new Date(req.body.at) : undefined) };
@@ -64,7 +69,7 @@ export function registerIncidentRoutes(app: FastifyInstance, ctx: AppContext): v
       tags: ['incidents'],
       summary: 'Liability inputs (R20): entirely unusable, provider fault, exclusion ①–⑦ of Art. 20.2 (admin)',
       params,
-      body: z.object({ entirelyUnusable: z.boolean(), providerFault: z.boolean(), exclusion: z.enum(LIABILITY_EXCLUSION_CODES).nullable(), note }),
+      body: assessmentBody,
     },
   }, async (req) => {
     const p = requireOperatorRole(principalOf(req), 'admin');

@@ -16,6 +16,18 @@ const description = z
 const customerIds = z.array(uuid).min(1).max(1000).optional().describe('omit to stop the service for every customer');
 const stopParams = z.object({ stopId: uuid });
 
+/** Request bodies, shared with the web forms (src/web/) so both validate alike. */
+export const plannedStopBody = z.object({
+        reason: z.enum(PLANNED_REASON_CODES),
+        description,
+        startsAt: instant,
+        endsAt: instant,
+        customerIds,
+        override: z.object({ reason: note }).optional(),
+      });
+export const emergencyStopBody = z.object({ cause: z.enum(EMERGENCY_CAUSE_CODES), description, customerIds });
+export const stopNoteBody = z.object({ note });
+
 export function registerStopRoutes(app: FastifyInstance, ctx: AppContext): void {
   const r = router(app);
   const operatorWrite = (p: Principal) => requireOperatorRole(p, 'admin', 'operator');
@@ -31,14 +43,7 @@ export function registerStopRoutes(app: FastifyInstance, ctx: AppContext): void 
     schema: {
       tags: ['stops'],
       summary: 'Announce a planned stop with its reason ①–④ and period (R7.2); shorter notice than the minimum needs an admin override with a reason',
-      body: z.object({
-        reason: z.enum(PLANNED_REASON_CODES),
-        description,
-        startsAt: instant,
-        endsAt: instant,
-        customerIds,
-        override: z.object({ reason: note }).optional(),
-      }),
+      body: plannedStopBody,
     },
   }, async (req, reply) => {
     const p = operatorWrite(principalOf(req));
@@ -60,7 +65,7 @@ export function registerStopRoutes(app: FastifyInstance, ctx: AppContext): void 
     schema: {
       tags: ['stops'],
       summary: 'Stop the service at once, without notice, for a cause ①–⑥ (R7.3)',
-      body: z.object({ cause: z.enum(EMERGENCY_CAUSE_CODES), description, customerIds }),
+      body: emergencyStopBody,
     },
   }, async (req, reply) => {
     const p = operatorWrite(principalOf(req));
@@ -70,14 +75,14 @@ export function registerStopRoutes(app: FastifyInstance, ctx: AppContext): void 
   });
 
   r.post('/stops/:stopId/end', {
-    schema: { tags: ['stops'], summary: 'End a stop in force (an emergency stop, or a planned stop finished early)', params: stopParams, body: z.object({ note }) },
+    schema: { tags: ['stops'], summary: 'End a stop in force (an emergency stop, or a planned stop finished early)', params: stopParams, body: stopNoteBody },
   }, async (req) => {
     const p = operatorWrite(principalOf(req));
     return { stop: view(await endStop(ctx.db, ctx.clock, actorOf(p), req.params.stopId, req.body), p) };
   });
 
   r.post('/stops/:stopId/cancel', {
-    schema: { tags: ['stops'], summary: 'Withdraw a planned stop before it starts', params: stopParams, body: z.object({ note }) },
+    schema: { tags: ['stops'], summary: 'Withdraw a planned stop before it starts', params: stopParams, body: stopNoteBody },
   }, async (req) => {
     const p = operatorWrite(principalOf(req));
     return { stop: view(await cancelPlannedStop(ctx.db, ctx.clock, actorOf(p), req.params.stopId, req.body), p) };

@@ -605,7 +605,29 @@ export interface MonitorResultsTable {
   error: string | null;
 }
 
+export interface DataExportJobsTable {
+  id: string;
+  customer_id: string;
+  requested_by: string;
+  requested_by_label: string;
+  source_ip: string | null;
+  state: 'queued' | 'running' | 'done' | 'failed';
+  items_total: number;
+  records_done: number;
+  files_done: number;
+  bytes: ColumnType<string, number | string, number | string>;
+  blob_key: string | null;
+  filename: string | null;
+  sha256: string | null;
+  error: string | null;
+  created_at: Timestamp;
+  started_at: Timestamp | null;
+  finished_at: Timestamp | null;
+  expires_at: Timestamp;
+}
+
 export interface Database {
+  data_export_jobs: DataExportJobsTable;
   monitors: MonitorsTable;
   monitor_customers: MonitorCustomersTable;
   monitor_results: MonitorResultsTable;
