@@ -185,10 +185,23 @@ export function installIds(app: FastifyInstance, gateway: Gateway): void {
     const body = b === undefined || b === null ? undefined : typeof b === 'string' || Buffer.isBuffer(b) ? b : typeof (b as { pipe?: unknown }).pipe === 'function' ? undefined : JSON.stringify(b);
     const findings = gateway.ids.inspect({ method: req.method, path, query: q < 0 ? '' : req.url.slice(q + 1), headers: withoutSameOrigin(req.headers), ...(body !== undefined ? { body } : {}), ...(req.headers['content-type'] ? { contentType: req.headers['content-type'] } : {}) });
     if (findings.length === 0) return;
+    // Operators configure monitors of the provider's own internal services (R12.3②): a loopback or
+    // internal URL in that body is the point, not an SSRF attempt. Still recorded, never blocked.
+    const permitted = isMonitorConfiguration(req) ? findings.filter((f) => f.ruleId === 'ENV-005' && f.target === 'body') : [];
+    for (const f of permitted) gateway.events.record({ kind: 'ids', class: f.class, ruleId: f.ruleId, action: 'allowed_operator_monitor', ...who, sample: f.sample, details: { target: f.target, severity: f.severity } });
+    if (permitted.length === findings.length) return;
+    if (permitted.length > 0) findings.splice(0, findings.length, ...findings.filter((f) => !permitted.includes(f)));
     const decision = gateway.ids.decide(findings);
     for (const f of findings) gateway.events.record({ kind: 'ids', class: f.class, ruleId: f.ruleId, action: decision.action, ...who, sample: f.sample, details: { target: f.target, severity: f.severity } });
     if (decision.action === 'block') throw idsBlocked(findings.find((f) => gateway.ids.getMode(f.class) === 'block')?.class ?? findings[0]!.class);
   });
+}
+
+const MONITOR_CONFIG_PATH = /^\/api\/v1\/monitors(?:\/[0-9a-f-]{36})?$/;
+
+function isMonitorConfiguration(req: FastifyRequest): boolean {
+  const p = req.principal;
+  return (req.method === 'POST' || req.method === 'PUT') && MONITOR_CONFIG_PATH.test(pathOf(req.url)) && p?.kind === 'operator' && (p.roles.includes('admin') || p.roles.includes('operator'));
 }
 
 /** R12.2 slow requests (slowloris-style bodies): cut off by the timeout and recorded as DoS attempts. */

@@ -135,6 +135,18 @@ describe.each(databaseKinds)('R12.3② service monitors over HTTP on %s', (kind)
     expect(await audit(m.id)).toEqual(['monitor.created', 'monitor.updated']);
   });
 
+  it('R12.3 operators may name a loopback URL in a monitor (recorded, not blocked); the same body elsewhere is still refused', async () => {
+    const res = await post({ kind: 'http', name: 'local', url: 'http://127.0.0.1:8080/healthz', intervalSeconds: 60, component: 'local', enabled: false });
+    expect(res.statusCode).toBe(201);
+    await app.ctx.gateway!.events.flush();
+    const seen = await app.ctx.db.selectFrom('gateway_events').select(['rule_id', 'action']).where('rule_id', '=', 'ENV-005').execute();
+    expect(seen).toContainEqual({ rule_id: 'ENV-005', action: 'allowed_operator_monitor' });
+    // Another route carrying the same URL gets no such pass.
+    const elsewhere = await app.request({ method: 'POST', url: '/api/v1/rounds/checklists', cookie: ops, payload: { name: 'http://127.0.0.1:8080/healthz', items: [{ key: 'a', label: 'A' }] } });
+    expect(elsewhere.statusCode).toBe(403);
+    expect(elsewhere.json().error.details[0].message).toBe('ids:environment_damage');
+  });
+
   it('a long range comes back in buckets', async () => {
     const created = await post({ kind: 'database', name: 'db bucket', intervalSeconds: 10, timeoutMs: 2000, component: 'db' });
     const id = created.json().monitor.id as string;
