@@ -46,7 +46,11 @@ export async function createApp(
   registerDataJobs(queue, config);
   const smtpUrl = config.smtpUrl;
   if (!smtpUrl) logger.warn('HOKAN_SMTP_URL is not set: e-mail notices stay queued in the outbox until it is');
-  registerNotifyJobs(queue, () => (smtpUrl ? createMailTransport(smtpUrl, config.mailFrom) : null));
+  const notifyJobs = registerNotifyJobs(queue, () => (smtpUrl ? createMailTransport(smtpUrl, config.mailFrom, { maxConnections: config.smtpMaxConnections }) : null), {
+    providerName: config.providerName,
+    publicUrl: config.publicUrl,
+    stopReminderHours: config.stopReminderHours,
+  });
   const files = opts.files ?? parseBlobStoreUrl(config.filesUrl, config.s3Credentials);
   const backup = await loadBackupSettings(opts.env ?? process.env, { dataDir: config.dataDir, files, embedded: database.kind === 'pglite', s3Credentials: config.s3Credentials });
   registerBackupJobs(queue, { live: files, settings: backup, instanceId: config.instanceId, providerName: config.providerName, logger });
@@ -62,6 +66,7 @@ export async function createApp(
       if (closed) return;
       closed = true;
       await queue.stop();
+      notifyJobs.close();
       await server.close();
       await gateway?.stop();
       await database.close();

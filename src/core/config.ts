@@ -36,6 +36,12 @@ const envSchema = z.object({
     .regex(/^smtps?:\/\/[^/]/, 'must be an smtp:// or smtps:// URL')
     .optional(),
   HOKAN_MAIL_FROM: z.string().trim().min(3).max(300).regex(/^[^\r\n]+$/, 'must be one line').default('hokan <noreply@localhost>'),
+  HOKAN_SMTP_MAX_CONNECTIONS: z.coerce.number().int().min(1).max(100).default(5),
+  HOKAN_PUBLIC_URL: z
+    .string()
+    .regex(/^https?:\/\/[^/?#]+(\/[^?#]*)?$/, 'must be an http:// or https:// URL without query')
+    .optional(),
+  HOKAN_STOP_REMINDER_HOURS: z.coerce.number().int().min(1).max(24 * 30).default(24),
 });
 
 export interface Config {
@@ -62,6 +68,12 @@ export interface Config {
   /** Where e-mail notices are sent (smtp://host:port); unset: they stay queued in the outbox. */
   smtpUrl: string | undefined;
   mailFrom: string;
+  /** SMTP connections the delivery job keeps open in parallel (nodemailer pool). */
+  smtpMaxConnections: number;
+  /** Base URL of the public pages (status page, Atom feed, subscription links), no trailing slash. */
+  publicUrl: string;
+  /** R7.2: how long before a planned stop its reminder notice goes out. */
+  stopReminderHours: number;
 }
 
 export class ConfigError extends Error {
@@ -102,6 +114,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     plannedStopLeadDays: e.HOKAN_PLANNED_STOP_LEAD_DAYS,
     smtpUrl: e.HOKAN_SMTP_URL,
     mailFrom: e.HOKAN_MAIL_FROM,
+    smtpMaxConnections: e.HOKAN_SMTP_MAX_CONNECTIONS,
+    publicUrl: (e.HOKAN_PUBLIC_URL ?? `http://${e.HOST}:${e.PORT}`).replace(/\/+$/, ''),
+    stopReminderHours: e.HOKAN_STOP_REMINDER_HOURS,
   };
 }
 
@@ -126,4 +141,7 @@ export const configReference: Array<[name: string, def: string, meaning: string]
   ['HOKAN_PLANNED_STOP_LEAD_DAYS', '14', 'minimum notice for a planned stop (R7.2); shorter needs an admin override with a reason'],
   ['HOKAN_SMTP_URL', '(unset)', 'SMTP server for e-mail notices, e.g. smtp://127.0.0.1:2525; unset: notices stay queued (a warning at start-up)'],
   ['HOKAN_MAIL_FROM', 'hokan <noreply@localhost>', 'sender of e-mail notices'],
+  ['HOKAN_SMTP_MAX_CONNECTIONS', '5', 'SMTP connections kept open in parallel by the delivery job (nodemailer pool)'],
+  ['HOKAN_PUBLIC_URL', 'http://$HOST:$PORT', 'base URL of the public pages: status page, Atom feed, subscription and unsubscribe links in e-mails'],
+  ['HOKAN_STOP_REMINDER_HOURS', '24', 'how long before a planned stop its reminder notice goes out (R7.2)'],
 ];

@@ -17,6 +17,8 @@ import { registerMigrationRoutes } from '../backup/migration-routes.js';
 import { errors, HokanError, type ErrorCode } from '../core/errors.js';
 import { bi } from '../core/i18n.js';
 import { registerAuditRoutes } from './audit-routes.js';
+import { registerNoticeRoutes } from '../notify/routes.js';
+import { registerStatusRoutes } from '../notify/status-routes.js';
 import { installMetrics } from '../observability/metrics.js';
 import type { AppContext } from './context.js';
 
@@ -199,9 +201,12 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
     registerMigrationRoutes(api, ctx);
     registerStopRoutes(api, ctx);
     registerIncidentRoutes(api, ctx);
+    registerNoticeRoutes(api, ctx);
     if (ctx.gateway) registerGatewayRoutes(api, ctx, ctx.gateway);
     api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   }, { prefix: '/api/v1' });
+  // Public pages of the notify domain (feed, subscription), with their own form parser.
+  await app.register(async (pub) => registerStatusRoutes(pub, ctx));
 
   return app;
 }

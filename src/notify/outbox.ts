@@ -29,6 +29,8 @@ export interface DeliverOptions {
   batch?: number;
   /** How long a claimed row stays ours; a crashed instance's rows are due again after this. */
   leaseMs?: number;
+  /** Messages of one claim handed to the transport at the same time (its pool spreads them over connections). */
+  concurrency?: number;
 }
 
 export interface DeliveryResult {
@@ -87,9 +89,57 @@ export async function queueEmail(dbOrTx: DbOrTx, clock: Clock, input: QueueEmail
   return row?.id ?? null;
 }
 
-/** An SMTP transporter for a URL such as smtp://127.0.0.1:2525 or smtps://user:pass@host:465. */
-export function createMailTransport(smtpUrl: string, from: string): Transporter<SMTPTransport.SentMessageInfo> {
-  return nodemailer.createTransport({ url: smtpUrl, connectionTimeout: 15_000, greetingTimeout: 15_000, socketTimeout: 60_000 }, { from });
+const QUEUE_CHUNK = 500;
+
+/**
+ * Queues many e-mails at once (R8.1 fan-out), in chunks of 500 rows per INSERT, inside the
+ * caller's transaction when given one. Every address is checked before anything is written.
+ * Returns how many rows were new (repeats of a dedupe key are ignored, as in queueEmail).
+ */
+export async function queueEmails(dbOrTx: DbOrTx, clock: Clock, inputs: readonly QueueEmailInput[]): Promise<number> {
+  for (const input of inputs) {
+    if (!isValidEmailAddress(input.to)) throw errors.invalidField('to', `メールアドレス「${input.to}」は正しくありません。`, `"${input.to}" is not a valid e-mail address.`);
+    if (input.dedupeKey.trim() === '') throw errors.invalidField('dedupeKey', '重複防止キーが空です。', 'the dedupe key is empty.');
+    if (/[\r\n]/.test(input.subject)) throw errors.invalidField('subject', '件名に改行は使えません。', 'the subject must not contain line breaks.');
+  }
+  const now = clock.now();
+  let queued = 0;
+  for (let i = 0; i < inputs.length; i += QUEUE_CHUNK) {
+    const rows = inputs.slice(i, i + QUEUE_CHUNK).map((input) => ({
+      id: randomUUID(),
+      dedupe_key: input.dedupeKey,
+      to_address: input.to,
+      subject: input.subject,
+      text_body: input.text,
+      created_at: now,
+      state: 'queued' as const,
+      attempts: 0,
+      next_attempt_at: now,
+      last_error: null,
+      sent_at: null,
+      message_id: null,
+    }));
+    const inserted = await dbOrTx.insertInto('outbound_emails').values(rows).onConflict((oc) => oc.column('dedupe_key').doNothing()).returning('id').execute();
+    queued += inserted.length;
+  }
+  return queued;
+}
+
+export interface MailTransportOptions {
+  /** SMTP connections kept open and used in parallel (nodemailer's pool). */
+  maxConnections?: number;
+}
+
+/**
+ * A pooled SMTP transporter for a URL such as smtp://127.0.0.1:2525 or smtps://user:pass@host:465:
+ * connections are reused across messages, several in parallel, so a notice to thousands of
+ * contacts is not one TCP and SMTP handshake per message.
+ */
+export function createMailTransport(smtpUrl: string, from: string, opts: MailTransportOptions = {}): Transporter<SMTPTransport.SentMessageInfo> {
+  return nodemailer.createTransport(
+    { url: smtpUrl, pool: true, maxConnections: opts.maxConnections ?? 5, maxMessages: 1000, connectionTimeout: 15_000, greetingTimeout: 15_000, socketTimeout: 60_000 } as SMTPTransport.Options,
+    { from },
+  );
 }
 
 /**
@@ -99,8 +149,9 @@ export function createMailTransport(smtpUrl: string, from: string): Transporter<
  * MAX_ATTEMPTS. When SMTP is down the e-mails simply wait for a later run.
  */
 export async function deliverDueEmails(db: Db, clock: Clock, transport: MailTransport, opts: DeliverOptions = {}): Promise<DeliveryResult> {
-  const batch = opts.batch ?? 20;
+  const batch = opts.batch ?? 100;
   const leaseMs = opts.leaseMs ?? DEFAULT_LEASE_MS;
+  const concurrency = Math.max(1, opts.concurrency ?? 10);
   const result: DeliveryResult = { sent: 0, retried: 0, failed: 0 };
   for (;;) {
     const now = clock.now();
@@ -122,7 +173,8 @@ export async function deliverDueEmails(db: Db, clock: Clock, transport: MailTran
       .returning(['id', 'to_address', 'subject', 'text_body', 'attempts'])
       .execute();
     if (claimed.length === 0) return result;
-    for (const row of claimed) {
+    let next = 0;
+    const settleOne = async (row: (typeof claimed)[number]): Promise<void> => {
       // Only the holder of this claim (same attempt count, still queued) may settle the row.
       const mine = db.updateTable('outbound_emails').where('id', '=', row.id).where('state', '=', 'queued').where('attempts', '=', row.attempts);
       try {
@@ -138,6 +190,11 @@ export async function deliverDueEmails(db: Db, clock: Clock, transport: MailTran
         if (giveUp) result.failed++;
         else result.retried++;
       }
-    }
+    };
+    // A few sends of the claim in flight at once; each row is still settled only by this claim.
+    const lane = async (): Promise<void> => {
+      while (next < claimed.length) await settleOne(claimed[next++]!);
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, claimed.length) }, lane));
   }
 }

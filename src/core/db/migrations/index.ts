@@ -7,10 +7,11 @@ import * as m0005 from './0005-gateway.js';
 import * as m0006 from './0006-stops.js';
 import * as m0007 from './0007-notify.js';
 import * as m0008 from './0008-incidents.js';
+import * as m0011 from './0011-notices.js';
 
 /** Imported statically so the list cannot differ between a checkout and a packaged install. */
 export const migrationProvider: MigrationProvider = {
   async getMigrations(): Promise<Record<string, Migration>> {
-    return { '0001-spine': m0001, '0002-data': m0002, '0003-backup': m0003, '0004-migration': m0004, '0005-gateway': m0005, '0006-stops': m0006, '0007-notify': m0007, '0008-incidents': m0008 };
+    return { '0001-spine': m0001, '0002-data': m0002, '0003-backup': m0003, '0004-migration': m0004, '0005-gateway': m0005, '0006-stops': m0006, '0007-notify': m0007, '0008-incidents': m0008, '0011-notices': m0011 };
   },
 };
