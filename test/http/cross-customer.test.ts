@@ -45,6 +45,16 @@ const SAMPLE_BODIES: Record<string, unknown> = {
   'POST /api/v1/stops/emergency': { cause: 'other', description: 'x', customerIds: ['{customerId}'] },
   'POST /api/v1/stops/{stopId}/end': { note: 'x' },
   'POST /api/v1/stops/{stopId}/cancel': { note: 'x' },
+  'POST /api/v1/customers/{customerId}/notice-contacts': { email: 'walk@example.jp', lang: 'ja' },
+  'PUT /api/v1/customers/{customerId}/notice-contacts/{contactId}': { email: 'walk@example.jp', lang: 'en' },
+  'POST /api/v1/status-components': { key: 'walk', name: { ja: 'x', en: 'x' } },
+  'PUT /api/v1/status-components/{componentKey}': { name: { ja: 'x', en: 'x' } },
+  'PUT /api/v1/incidents/{incidentId}/components': { components: [] },
+  'PUT /api/v1/stops/{stopId}/components': { components: [] },
+  'POST /api/v1/incidents/{incidentId}/notices': { stage: 'first' },
+  'POST /api/v1/incidents/{incidentId}/notices/preview': { stage: 'first' },
+  'POST /api/v1/webhooks': { url: 'https://hooks.example.jp/walk' },
+  'PUT /api/v1/webhooks/{webhookId}/active': { active: false },
 };
 const SAMPLE_HEADERS: Record<string, Record<string, string>> = {
   'PUT /api/v1/data/collections/{collection}/records/{id}': { 'if-match': '"v1"' },
@@ -101,7 +111,10 @@ describe.each(databaseKinds)('cross-customer isolation on %s', (kind) => {
       .replace('{itemId}', '6a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d')
       .replace('{stopId}', '7b2c3d4e-5f6a-4b7c-8d9e-0f1a2b3c4d5e')
       .replace('{format}', 'json')
-      .replace('{incidentId}', '7b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e');
+      .replace('{incidentId}', '7b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e')
+      .replace('{contactId}', '8c3d4e5f-6a7b-4c8d-9e0f-1a2b3c4d5e6f')
+      .replace('{componentKey}', 'walk')
+      .replace('{webhookId}', '9d4e5f6a-7b8c-4d9e-8f0a-2b3c4d5e6f7a');
 
   it('the walk covers every route with a sample body for every write', () => {
     expect(routes.length).toBeGreaterThan(20);
