@@ -50,7 +50,7 @@ export async function createApp(
     providerName: config.providerName,
     publicUrl: config.publicUrl,
     stopReminderHours: config.stopReminderHours,
-  });
+  }, { batch: 200, concurrency: config.smtpMaxConnections * 4 });
   const files = opts.files ?? parseBlobStoreUrl(config.filesUrl, config.s3Credentials);
   const backup = await loadBackupSettings(opts.env ?? process.env, { dataDir: config.dataDir, files, embedded: database.kind === 'pglite', s3Credentials: config.s3Credentials });
   registerBackupJobs(queue, { live: files, settings: backup, instanceId: config.instanceId, providerName: config.providerName, logger });

@@ -1,7 +1,7 @@
 import type { Tx } from '../core/db/database.js';
 import type { JobQueue } from '../core/jobs/job-queue.js';
 import { sendDueStopNotices, type NoticeContext } from './notices.js';
-import { deliverDueEmails, type MailTransport } from './outbox.js';
+import { deliverDueEmails, type DeliverOptions, type MailTransport } from './outbox.js';
 import { deliverDueWebhooks } from './webhooks.js';
 
 export const DELIVER_EMAILS = 'notify.deliver';
@@ -31,12 +31,12 @@ export function deliveryKick(queue: JobQueue): (trx: Tx) => Promise<void> {
  * and — given notice settings — delivers webhooks every 30 s and posts due stop notices every
  * minute (R7.2 notice and reminder, R7.3). A notice being posted also enqueues an immediate run.
  */
-export function registerNotifyJobs(queue: JobQueue, transportFactory: MailTransportFactory, notices?: NoticeJobSettings): { close(): void } {
+export function registerNotifyJobs(queue: JobQueue, transportFactory: MailTransportFactory, notices?: NoticeJobSettings, delivery: DeliverOptions = {}): { close(): void } {
   let transport: ReturnType<MailTransportFactory> | undefined;
   queue.register(DELIVER_EMAILS, async ({ db, clock }) => {
     if (transport === undefined) transport = transportFactory();
     if (!transport) return;
-    await deliverDueEmails(db, clock, transport);
+    await deliverDueEmails(db, clock, transport, delivery);
   });
   queue.schedule({ name: DELIVER_EMAILS, queue: DELIVER_EMAILS, everyMs: 30_000 });
   if (notices) {

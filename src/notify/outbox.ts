@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
 import nodemailer, { type Transporter } from 'nodemailer';
 import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
 import type { Clock } from '../core/clock.js';
@@ -43,6 +44,7 @@ export const MAX_ATTEMPTS = 20;
 const RETRY_BASE_MS = 60_000;
 const RETRY_MAX_MS = 3_600_000;
 const DEFAULT_LEASE_MS = 5 * 60_000;
+const SETTLE_EVERY = 25;
 
 // Deliberately plain: one address, no display name, no whitespace or control characters.
 const ADDRESS_RE = /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
@@ -174,13 +176,24 @@ export async function deliverDueEmails(db: Db, clock: Clock, transport: MailTran
       .execute();
     if (claimed.length === 0) return result;
     let next = 0;
+    // Accepted messages are marked sent a few at a time (one UPDATE for up to SETTLE_EVERY rows),
+    // each still only if this claim holds it (same attempt count, still queued).
+    const accepted: Array<{ id: string; attempts: number; at: string; messageId: string }> = [];
+    const flush = async (): Promise<void> => {
+      const rows = accepted.splice(0);
+      if (rows.length === 0) return;
+      const values = sql.join(rows.map((r) => sql`(${r.id}::uuid, ${r.attempts}::int, ${r.at}::timestamptz, ${r.messageId}::text)`));
+      await sql`update outbound_emails as o set state = 'sent', sent_at = v.sent_at, message_id = v.message_id, last_error = null
+        from (values ${values}) as v(id, attempts, sent_at, message_id)
+        where o.id = v.id and o.state = 'queued' and o.attempts = v.attempts`.execute(db);
+      result.sent += rows.length;
+    };
     const settleOne = async (row: (typeof claimed)[number]): Promise<void> => {
       // Only the holder of this claim (same attempt count, still queued) may settle the row.
       const mine = db.updateTable('outbound_emails').where('id', '=', row.id).where('state', '=', 'queued').where('attempts', '=', row.attempts);
+      let info: SMTPTransport.SentMessageInfo;
       try {
-        const info = await transport.sendMail({ to: row.to_address, subject: row.subject, text: row.text_body, messageId: `<${row.id}@hokan.outbox>` });
-        await mine.set({ state: 'sent', sent_at: clock.now(), message_id: info.messageId, last_error: null }).execute();
-        result.sent++;
+        info = await transport.sendMail({ to: row.to_address, subject: row.subject, text: row.text_body, messageId: `<${row.id}@hokan.outbox>` });
       } catch (err) {
         const message = (err instanceof Error ? err.message : String(err)).slice(0, 2000);
         const giveUp = row.attempts >= MAX_ATTEMPTS;
@@ -189,12 +202,16 @@ export async function deliverDueEmails(db: Db, clock: Clock, transport: MailTran
           .execute();
         if (giveUp) result.failed++;
         else result.retried++;
+        return;
       }
+      accepted.push({ id: row.id, attempts: row.attempts, at: clock.now().toISOString(), messageId: info.messageId });
+      if (accepted.length >= SETTLE_EVERY) await flush();
     };
     // A few sends of the claim in flight at once; each row is still settled only by this claim.
     const lane = async (): Promise<void> => {
       while (next < claimed.length) await settleOne(claimed[next++]!);
     };
     await Promise.all(Array.from({ length: Math.min(concurrency, claimed.length) }, lane));
+    await flush();
   }
 }
