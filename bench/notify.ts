@@ -109,7 +109,12 @@ try {
   const queueSeconds = (queuedAt - t0) / 1000;
 
   // Baseline: the same messages, raw nodemailer pooled sends, same connections and concurrency.
-  const messages = await db.selectFrom('outbound_emails').select(['to_address', 'subject', 'text_body']).where('dedupe_key', 'like', `notice:${posted.post.id}:%`).execute();
+  const messages = await db
+    .selectFrom('outbound_emails as e')
+    .leftJoin('outbound_email_bodies as b', 'b.id', 'e.body_id')
+    .select(['e.to_address', 'e.subject', (eb) => eb.fn.coalesce('b.text_body', 'e.text_body').as('text_body')])
+    .where('e.dedupe_key', 'like', `notice:${posted.post.id}:%`)
+    .execute();
   const raw = nodemailer.createTransport({ url: smtpUrl, pool: true, maxConnections: connections, maxMessages: 1000 } as SMTPTransport.Options, { from: FROM });
   const baseDone = sink.expect(messages.length);
   const b0 = Date.now();

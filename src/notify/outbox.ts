@@ -105,6 +105,11 @@ export async function queueEmails(dbOrTx: DbOrTx, clock: Clock, inputs: readonly
     if (/[\r\n]/.test(input.subject)) throw errors.invalidField('subject', '件名に改行は使えません。', 'the subject must not contain line breaks.');
   }
   const now = clock.now();
+  // One stored text per distinct body: 10,000 recipients of one notice share two (ja, en).
+  const bodies = new Map<string, string>();
+  for (const input of inputs) if (!bodies.has(input.text)) bodies.set(input.text, randomUUID());
+  const bodyRows = [...bodies].map(([text_body, id]) => ({ id, text_body, created_at: now }));
+  for (let i = 0; i < bodyRows.length; i += QUEUE_CHUNK) await dbOrTx.insertInto('outbound_email_bodies').values(bodyRows.slice(i, i + QUEUE_CHUNK)).execute();
   let queued = 0;
   for (let i = 0; i < inputs.length; i += QUEUE_CHUNK) {
     const rows = inputs.slice(i, i + QUEUE_CHUNK).map((input) => ({
@@ -112,7 +117,8 @@ export async function queueEmails(dbOrTx: DbOrTx, clock: Clock, inputs: readonly
       dedupe_key: input.dedupeKey,
       to_address: input.to,
       subject: input.subject,
-      text_body: input.text,
+      text_body: '',
+      body_id: bodies.get(input.text)!,
       created_at: now,
       state: 'queued' as const,
       attempts: 0,
@@ -154,6 +160,7 @@ export async function deliverDueEmails(db: Db, clock: Clock, transport: MailTran
   const batch = opts.batch ?? 100;
   const leaseMs = opts.leaseMs ?? DEFAULT_LEASE_MS;
   const concurrency = Math.max(1, opts.concurrency ?? 10);
+  const bodyCache = new Map<string, string>();
   const result: DeliveryResult = { sent: 0, retried: 0, failed: 0 };
   for (;;) {
     const now = clock.now();
@@ -172,9 +179,11 @@ export async function deliverDueEmails(db: Db, clock: Clock, transport: MailTran
           .forUpdate()
           .skipLocked(),
       )
-      .returning(['id', 'to_address', 'subject', 'text_body', 'attempts'])
+      .returning(['id', 'to_address', 'subject', 'text_body', 'body_id', 'attempts'])
       .execute();
     if (claimed.length === 0) return result;
+    const missing = [...new Set(claimed.map((c) => c.body_id).filter((b): b is string => !!b && !bodyCache.has(b)))];
+    if (missing.length) for (const b of await db.selectFrom('outbound_email_bodies').select(['id', 'text_body']).where('id', 'in', missing).execute()) bodyCache.set(b.id, b.text_body);
     let next = 0;
     // Accepted messages are marked sent a few at a time (one UPDATE for up to SETTLE_EVERY rows),
     // each still only if this claim holds it (same attempt count, still queued).
@@ -193,7 +202,9 @@ export async function deliverDueEmails(db: Db, clock: Clock, transport: MailTran
       const mine = db.updateTable('outbound_emails').where('id', '=', row.id).where('state', '=', 'queued').where('attempts', '=', row.attempts);
       let info: SMTPTransport.SentMessageInfo;
       try {
-        info = await transport.sendMail({ to: row.to_address, subject: row.subject, text: row.text_body, messageId: `<${row.id}@hokan.outbox>` });
+        const text = row.body_id ? bodyCache.get(row.body_id) : row.text_body;
+        if (text === undefined) throw new Error(`the text of e-mail ${row.id} is missing`);
+        info = await transport.sendMail({ to: row.to_address, subject: row.subject, text, messageId: `<${row.id}@hokan.outbox>` });
       } catch (err) {
         const message = (err instanceof Error ? err.message : String(err)).slice(0, 2000);
         const giveUp = row.attempts >= MAX_ATTEMPTS;

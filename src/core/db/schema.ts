@@ -333,6 +333,14 @@ export interface OutboundEmailsTable {
   last_error: string | null;
   sent_at: Timestamp | null;
   message_id: string | null;
+  /** Set by queueEmails: the text is in outbound_email_bodies (shared by the rows of one notice); text_body is then ''. */
+  body_id?: string | null;
+}
+
+export interface OutboundEmailBodiesTable {
+  id: string;
+  text_body: string;
+  created_at: Timestamp;
 }
 
 export interface IncidentsTable {
@@ -450,6 +458,7 @@ export interface StatusSubscribersTable {
 }
 
 export interface Database {
+  outbound_email_bodies: OutboundEmailBodiesTable;
   notice_contacts: NoticeContactsTable;
   status_components: StatusComponentsTable;
   incident_components: IncidentComponentsTable;

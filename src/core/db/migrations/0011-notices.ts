@@ -6,6 +6,15 @@ import { runScript } from './run-script.js';
 // subscription. E-mail itself goes through outbound_emails (0007).
 export async function up(db: Kysely<unknown>): Promise<void> {
   await runScript(db, `
+    -- A notice to thousands of contacts has one text per language: the outbox rows of a batch
+    -- share it instead of each carrying a copy (what was sent stays in this table).
+    create table outbound_email_bodies (
+      id uuid primary key,
+      text_body text not null,
+      created_at timestamptz not null
+    );
+    alter table outbound_emails add column body_id uuid references outbound_email_bodies(id);
+
     -- R8.1: the addresses a customer registered for notices, besides its contact e-mail and admins.
     create table notice_contacts (
       id uuid primary key,
