@@ -55,7 +55,11 @@ export async function createApp(
   registerRoundJobs(queue, { defaultIntervalHours: config.roundIntervalHours });
   const smtpUrl = config.smtpUrl;
   if (!smtpUrl) logger.warn('HOKAN_SMTP_URL is not set: e-mail notices stay queued in the outbox until it is');
-  registerNotifyJobs(queue, () => (smtpUrl ? createMailTransport(smtpUrl, config.mailFrom) : null));
+  const notifyJobs = registerNotifyJobs(queue, () => (smtpUrl ? createMailTransport(smtpUrl, config.mailFrom, { maxConnections: config.smtpMaxConnections }) : null), {
+    providerName: config.providerName,
+    publicUrl: config.publicUrl,
+    stopReminderHours: config.stopReminderHours,
+  }, { batch: 200, concurrency: config.smtpMaxConnections * 4 });
   const files = opts.files ?? parseBlobStoreUrl(config.filesUrl, config.s3Credentials);
   registerExportJobs(queue, files);
   const backup = await loadBackupSettings(opts.env ?? process.env, { dataDir: config.dataDir, files, embedded: database.kind === 'pglite', s3Credentials: config.s3Credentials });
@@ -78,6 +82,7 @@ export async function createApp(
       await selfSampler.stop();
       await queue.stop();
       await monitors.stop();
+      notifyJobs.close();
       await server.close();
       await gateway?.stop();
       await database.close();

@@ -42,6 +42,12 @@ const envSchema = z.object({
   HOKAN_HARDWARE_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(90),
   HOKAN_HARDWARE_SELF_SAMPLE_SECONDS: z.coerce.number().int().min(0).max(86_400).refine((n) => n === 0 || n >= 5, 'must be 0 (off) or at least 5').default(60),
   HOKAN_ROUND_INTERVAL_HOURS: z.coerce.number().int().min(1).max(8760).default(24),
+  HOKAN_SMTP_MAX_CONNECTIONS: z.coerce.number().int().min(1).max(100).default(5),
+  HOKAN_PUBLIC_URL: z
+    .string()
+    .regex(/^https?:\/\/[^/?#]+(\/[^?#]*)?$/, 'must be an http:// or https:// URL without query')
+    .optional(),
+  HOKAN_STOP_REMINDER_HOURS: z.coerce.number().int().min(1).max(24 * 30).default(24),
 });
 
 export interface Config {
@@ -78,6 +84,12 @@ export interface Config {
   monitorPollMs: number;
   monitorConcurrency: number;
   monitorResultDays: number;
+  /** SMTP connections the delivery job keeps open in parallel (nodemailer pool). */
+  smtpMaxConnections: number;
+  /** Base URL of the public pages (status page, Atom feed, subscription links), no trailing slash. */
+  publicUrl: string;
+  /** R7.2: how long before a planned stop its reminder notice goes out. */
+  stopReminderHours: number;
 }
 
 export class ConfigError extends Error {
@@ -124,6 +136,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     monitorPollMs: e.HOKAN_MONITOR_POLL_MS,
     monitorConcurrency: e.HOKAN_MONITOR_CONCURRENCY,
     monitorResultDays: e.HOKAN_MONITOR_RESULT_DAYS,
+    smtpMaxConnections: e.HOKAN_SMTP_MAX_CONNECTIONS,
+    publicUrl: (e.HOKAN_PUBLIC_URL ?? `http://${e.HOST}:${e.PORT}`).replace(/\/+$/, ''),
+    stopReminderHours: e.HOKAN_STOP_REMINDER_HOURS,
   };
 }
 
@@ -154,4 +169,7 @@ export const configReference: Array<[name: string, def: string, meaning: string]
   ['HOKAN_MONITOR_POLL_MS', '250', 'how often the service-monitor scheduler looks for due checks (R12.3②)'],
   ['HOKAN_MONITOR_CONCURRENCY', '256', 'service-monitor probes in flight at once per instance'],
   ['HOKAN_MONITOR_RESULT_DAYS', '35', 'how long monitor check results (latency history) are kept'],
+  ['HOKAN_SMTP_MAX_CONNECTIONS', '5', 'SMTP connections kept open in parallel by the delivery job (nodemailer pool)'],
+  ['HOKAN_PUBLIC_URL', 'http://$HOST:$PORT', 'base URL of the public pages: status page, Atom feed, subscription and unsubscribe links in e-mails'],
+  ['HOKAN_STOP_REMINDER_HOURS', '24', 'how long before a planned stop its reminder notice goes out (R7.2)'],
 ];

@@ -51,3 +51,27 @@ export function formatJapanDate(date: string): string {
   const d = new Date(`${date}T00:00:00Z`);
   return `${d.getUTCFullYear()}年${d.getUTCMonth() + 1}月${d.getUTCDate()}日(${WEEKDAYS_JA[d.getUTCDay()]})`;
 }
+
+const WEEKDAYS_EN = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+const MONTHS_EN = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/** 2026年11月24日(火) 10:00頃 — the approximate time of an event as Japanese notices give it (R8.1). */
+export function formatJapanTimeApprox(instant: Date): string {
+  return `${formatJapanDateTime(instant).replace(/ JST$/, '')}頃`;
+}
+
+/** 2026年11月24日(火) 10:00〜15:00頃 (same day) or …10:00〜2026年11月25日(水) 03:00頃; open end: 10:00頃〜. */
+export function formatJapanPeriodApprox(start: Date, end: Date | null): string {
+  const from = formatJapanDateTime(start).replace(/ JST$/, '');
+  if (!end) return `${from}頃〜`;
+  const sameDay = japanDateOf(start) === japanDateOf(end);
+  const to = formatJapanDateTime(end).replace(/ JST$/, '');
+  return `${from}〜${sameDay ? to.slice(-5) : to}頃`;
+}
+
+/** Tue 24 Nov 2026 10:00 JST — the English counterpart in notices. */
+export function formatJapanDateTimeEn(instant: Date): string {
+  const j = new Date(instant.getTime() + JST_OFFSET_MS);
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return `${WEEKDAYS_EN[j.getUTCDay()]} ${j.getUTCDate()} ${MONTHS_EN[j.getUTCMonth()]} ${j.getUTCFullYear()} ${pad(j.getUTCHours())}:${pad(j.getUTCMinutes())} JST`;
+}

@@ -24,6 +24,8 @@ import { registerAuditRoutes } from './audit-routes.js';
 import { isHostTokenShape } from '../monitoring/hardware-hosts.js';
 import { registerHardwareRoutes } from '../monitoring/hardware-routes.js';
 import { registerRoundRoutes } from '../monitoring/round-routes.js';
+import { registerNoticeRoutes } from '../notify/routes.js';
+import { registerStatusRoutes } from '../notify/status-routes.js';
 import { installMetrics } from '../observability/metrics.js';
 import type { AppContext } from './context.js';
 
@@ -224,9 +226,12 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
     registerHardwareRoutes(api, ctx);
     registerRoundRoutes(api, ctx);
     registerMonitorRoutes(api, ctx);
+    registerNoticeRoutes(api, ctx);
     if (ctx.gateway) registerGatewayRoutes(api, ctx, ctx.gateway);
     api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   }, { prefix: '/api/v1' });
+  // Public pages of the notify domain (feed, subscription), with their own form parser.
+  await app.register(async (pub) => registerStatusRoutes(pub, ctx));
 
   // The three web faces: the public status page, the customer portal and the operator console.
   await registerWeb(app, ctx);

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Selectable } from 'kysely';
 import { appendAudit, type Actor } from '../core/audit/audit-log.js';
 import type { Clock } from '../core/clock.js';
-import type { Db, DbOrTx } from '../core/db/database.js';
+import type { Db, DbOrTx, Tx } from '../core/db/database.js';
 import type { IncidentsTable } from '../core/db/schema.js';
 import { errors, HokanError } from '../core/errors.js';
 import { bi, type Bilingual } from '../core/i18n.js';
@@ -196,11 +196,13 @@ const MILESTONE_COLUMN = { first_notice: 'first_notice_at', recovered: 'recovere
  * R8.1, R8.3: records a milestone. Order is enforced: nothing before the occurrence, the first notice
  * after detection, the recovery notice and the report after recovery; each is recorded once.
  */
-export async function recordMilestone(db: Db, clock: Clock, actor: Actor, incidentId: string, milestone: Milestone, at?: Date): Promise<IncidentView> {
+export async function recordMilestone(db: DbOrTx, clock: Clock, actor: Actor, incidentId: string, milestone: Milestone, at?: Date): Promise<IncidentView> {
   const now = clock.now();
   const when = at ?? now;
   if (when.getTime() > now.getTime()) throw errors.invalidField('at', '未来の時刻は記録できません。', 'must not be in the future');
-  return db.transaction().execute(async (trx) => {
+  // Inside a caller's transaction (a notice posted with its milestone, R8.1) or in its own.
+  const inTx = <T>(fn: (trx: Tx) => Promise<T>): Promise<T> => (db.isTransaction ? fn(db as Tx) : db.transaction().execute(fn));
+  return inTx(async (trx) => {
     const row = await trx.selectFrom('incidents').selectAll().where('id', '=', incidentId).forUpdate().executeTakeFirst();
     if (!row) throw errors.notFound('障害 / incident', incidentId);
     const column = MILESTONE_COLUMN[milestone];

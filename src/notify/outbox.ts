@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
 import nodemailer, { type Transporter } from 'nodemailer';
 import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
 import type { Clock } from '../core/clock.js';
@@ -29,6 +30,8 @@ export interface DeliverOptions {
   batch?: number;
   /** How long a claimed row stays ours; a crashed instance's rows are due again after this. */
   leaseMs?: number;
+  /** Messages of one claim handed to the transport at the same time (its pool spreads them over connections). */
+  concurrency?: number;
 }
 
 export interface DeliveryResult {
@@ -41,6 +44,7 @@ export const MAX_ATTEMPTS = 20;
 const RETRY_BASE_MS = 60_000;
 const RETRY_MAX_MS = 3_600_000;
 const DEFAULT_LEASE_MS = 5 * 60_000;
+const SETTLE_EVERY = 25;
 
 // Deliberately plain: one address, no display name, no whitespace or control characters.
 const ADDRESS_RE = /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
@@ -87,9 +91,63 @@ export async function queueEmail(dbOrTx: DbOrTx, clock: Clock, input: QueueEmail
   return row?.id ?? null;
 }
 
-/** An SMTP transporter for a URL such as smtp://127.0.0.1:2525 or smtps://user:pass@host:465. */
-export function createMailTransport(smtpUrl: string, from: string): Transporter<SMTPTransport.SentMessageInfo> {
-  return nodemailer.createTransport({ url: smtpUrl, connectionTimeout: 15_000, greetingTimeout: 15_000, socketTimeout: 60_000 }, { from });
+const QUEUE_CHUNK = 500;
+
+/**
+ * Queues many e-mails at once (R8.1 fan-out), in chunks of 500 rows per INSERT, inside the
+ * caller's transaction when given one. Every address is checked before anything is written.
+ * Returns how many rows were new (repeats of a dedupe key are ignored, as in queueEmail).
+ */
+export async function queueEmails(dbOrTx: DbOrTx, clock: Clock, inputs: readonly QueueEmailInput[]): Promise<number> {
+  for (const input of inputs) {
+    if (!isValidEmailAddress(input.to)) throw errors.invalidField('to', `メールアドレス「${input.to}」は正しくありません。`, `"${input.to}" is not a valid e-mail address.`);
+    if (input.dedupeKey.trim() === '') throw errors.invalidField('dedupeKey', '重複防止キーが空です。', 'the dedupe key is empty.');
+    if (/[\r\n]/.test(input.subject)) throw errors.invalidField('subject', '件名に改行は使えません。', 'the subject must not contain line breaks.');
+  }
+  const now = clock.now();
+  // One stored text per distinct body: 10,000 recipients of one notice share two (ja, en).
+  const bodies = new Map<string, string>();
+  for (const input of inputs) if (!bodies.has(input.text)) bodies.set(input.text, randomUUID());
+  const bodyRows = [...bodies].map(([text_body, id]) => ({ id, text_body, created_at: now }));
+  for (let i = 0; i < bodyRows.length; i += QUEUE_CHUNK) await dbOrTx.insertInto('outbound_email_bodies').values(bodyRows.slice(i, i + QUEUE_CHUNK)).execute();
+  let queued = 0;
+  for (let i = 0; i < inputs.length; i += QUEUE_CHUNK) {
+    const rows = inputs.slice(i, i + QUEUE_CHUNK).map((input) => ({
+      id: randomUUID(),
+      dedupe_key: input.dedupeKey,
+      to_address: input.to,
+      subject: input.subject,
+      text_body: '',
+      body_id: bodies.get(input.text)!,
+      created_at: now,
+      state: 'queued' as const,
+      attempts: 0,
+      next_attempt_at: now,
+      last_error: null,
+      sent_at: null,
+      message_id: null,
+    }));
+    const inserted = await dbOrTx.insertInto('outbound_emails').values(rows).onConflict((oc) => oc.column('dedupe_key').doNothing()).returning('id').execute();
+    queued += inserted.length;
+  }
+  return queued;
+}
+
+export interface MailTransportOptions {
+  /** SMTP connections kept open and used in parallel (nodemailer's pool). */
+  maxConnections?: number;
+}
+
+/**
+ * A pooled SMTP transporter for a URL such as smtp://127.0.0.1:2525 or smtps://user:pass@host:465:
+ * connections are reused across messages, several in parallel, so a notice to thousands of
+ * contacts is not one TCP and SMTP handshake per message.
+ */
+export function createMailTransport(smtpUrl: string, from: string, opts: MailTransportOptions = {}): Transporter<SMTPTransport.SentMessageInfo> {
+  return nodemailer.createTransport(
+    { url: smtpUrl, pool: true, maxConnections: opts.maxConnections ?? 5, maxMessages: 1000, connectionTimeout: 15_000, greetingTimeout: 15_000, socketTimeout: 60_000 } as SMTPTransport.Options,
+    { from },
+  );
 }
 
 /**
@@ -99,8 +157,10 @@ export function createMailTransport(smtpUrl: string, from: string): Transporter<
  * MAX_ATTEMPTS. When SMTP is down the e-mails simply wait for a later run.
  */
 export async function deliverDueEmails(db: Db, clock: Clock, transport: MailTransport, opts: DeliverOptions = {}): Promise<DeliveryResult> {
-  const batch = opts.batch ?? 20;
+  const batch = opts.batch ?? 100;
   const leaseMs = opts.leaseMs ?? DEFAULT_LEASE_MS;
+  const concurrency = Math.max(1, opts.concurrency ?? 10);
+  const bodyCache = new Map<string, string>();
   const result: DeliveryResult = { sent: 0, retried: 0, failed: 0 };
   for (;;) {
     const now = clock.now();
@@ -119,16 +179,32 @@ export async function deliverDueEmails(db: Db, clock: Clock, transport: MailTran
           .forUpdate()
           .skipLocked(),
       )
-      .returning(['id', 'to_address', 'subject', 'text_body', 'attempts'])
+      .returning(['id', 'to_address', 'subject', 'text_body', 'body_id', 'attempts'])
       .execute();
     if (claimed.length === 0) return result;
-    for (const row of claimed) {
+    const missing = [...new Set(claimed.map((c) => c.body_id).filter((b): b is string => !!b && !bodyCache.has(b)))];
+    if (missing.length) for (const b of await db.selectFrom('outbound_email_bodies').select(['id', 'text_body']).where('id', 'in', missing).execute()) bodyCache.set(b.id, b.text_body);
+    let next = 0;
+    // Accepted messages are marked sent a few at a time (one UPDATE for up to SETTLE_EVERY rows),
+    // each still only if this claim holds it (same attempt count, still queued).
+    const accepted: Array<{ id: string; attempts: number; at: string; messageId: string }> = [];
+    const flush = async (): Promise<void> => {
+      const rows = accepted.splice(0);
+      if (rows.length === 0) return;
+      const values = sql.join(rows.map((r) => sql`(${r.id}::uuid, ${r.attempts}::int, ${r.at}::timestamptz, ${r.messageId}::text)`));
+      await sql`update outbound_emails as o set state = 'sent', sent_at = v.sent_at, message_id = v.message_id, last_error = null
+        from (values ${values}) as v(id, attempts, sent_at, message_id)
+        where o.id = v.id and o.state = 'queued' and o.attempts = v.attempts`.execute(db);
+      result.sent += rows.length;
+    };
+    const settleOne = async (row: (typeof claimed)[number]): Promise<void> => {
       // Only the holder of this claim (same attempt count, still queued) may settle the row.
       const mine = db.updateTable('outbound_emails').where('id', '=', row.id).where('state', '=', 'queued').where('attempts', '=', row.attempts);
+      let info: SMTPTransport.SentMessageInfo;
       try {
-        const info = await transport.sendMail({ to: row.to_address, subject: row.subject, text: row.text_body, messageId: `<${row.id}@hokan.outbox>` });
-        await mine.set({ state: 'sent', sent_at: clock.now(), message_id: info.messageId, last_error: null }).execute();
-        result.sent++;
+        const text = row.body_id ? bodyCache.get(row.body_id) : row.text_body;
+        if (text === undefined) throw new Error(`the text of e-mail ${row.id} is missing`);
+        info = await transport.sendMail({ to: row.to_address, subject: row.subject, text, messageId: `<${row.id}@hokan.outbox>` });
       } catch (err) {
         const message = (err instanceof Error ? err.message : String(err)).slice(0, 2000);
         const giveUp = row.attempts >= MAX_ATTEMPTS;
@@ -137,8 +213,17 @@ export async function deliverDueEmails(db: Db, clock: Clock, transport: MailTran
           .execute();
         if (giveUp) result.failed++;
         else result.retried++;
+        return;
       }
-    }
+      accepted.push({ id: row.id, attempts: row.attempts, at: clock.now().toISOString(), messageId: info.messageId });
+      if (accepted.length >= SETTLE_EVERY) await flush();
+    };
+    // A few sends of the claim in flight at once; each row is still settled only by this claim.
+    const lane = async (): Promise<void> => {
+      while (next < claimed.length) await settleOne(claimed[next++]!);
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, claimed.length) }, lane));
+    await flush();
   }
 }
 

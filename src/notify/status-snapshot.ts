@@ -1,15 +1,21 @@
 import type { Clock } from '../core/clock.js';
 import type { DbOrTx } from '../core/db/database.js';
-import { bi, type Bilingual } from '../core/i18n.js';
+import type { Bilingual } from '../core/i18n.js';
 import { addDays, japanDateOf, startOfJapanDay } from '../core/japan-time.js';
-import { listIncidents, type IncidentView } from '../incidents/incidents.js';
-import { listStops, reasonLabel, stopState, type StopRecord } from '../incidents/stops.js';
+import { listIncidents } from '../incidents/incidents.js';
+import { listStops, reasonLabel, stopState } from '../incidents/stops.js';
+import { incidentComponentMap, listComponents, stopComponentMap } from './components.js';
+import { incidentPosts } from './notices.js';
 
-/*
- * The status page's data (contract shared with the notices work, see decision 0022). This version
- * is computed from incidents and stops only: one component, no posts. The notices helper's version
- * (components from monitoring, posts from the incident notices) replaces it; the renderer depends
- * only on these types. Public data only (R9.2): no customer names or ids, no location, no hosts.
+/**
+ * The public status page's data (contract in docs: shared with the web helper). Public data only
+ * (R9.2): component names, incident titles and posts, stop reasons and times — never customer
+ * names or ids, nor the data center's location, hosts or addresses.
+ *
+ * An incident is public once its first notice is posted; the availability bars count every
+ * incident linked to a component (and an incident linked to none counts for every component),
+ * from its occurrence to its recovery (or now), per Japan day. Planned stops are maintenance:
+ * counted apart, not as downtime. Emergency stops linked to a component count as outage.
  */
 
 export type ComponentStatus = 'operational' | 'degraded' | 'outage' | 'maintenance';
@@ -19,100 +25,128 @@ export interface StatusStop { id: string; kind: 'planned' | 'emergency'; reason:
 export interface StatusComponent { key: string; name: Bilingual; status: ComponentStatus; days: Array<{ date: string /* YYYY-MM-DD, Japan */; availabilityPct: number | null /* null: no data */; worst: 'none' | 'minor' | 'major' | 'critical' | 'maintenance' }> /* 90 entries, oldest first */ }
 export interface StatusSnapshot { generatedAt: string; overall: ComponentStatus; components: StatusComponent[]; activeIncidents: StatusIncident[]; activeStops: StatusStop[]; upcomingStops: StatusStop[]; history: StatusIncident[] /* resolved in the last 90 days, newest first */ }
 
-const SERVICE = { key: 'service', name: bi('サービス', 'Service') };
 const DAYS = 90;
 const DAY_MS = 86_400_000;
-const SEVERITY_RANK = { none: 0, maintenance: 1, minor: 2, major: 3, critical: 4 } as const;
+type Worst = StatusComponent['days'][number]['worst'];
+const RANK: Record<Worst, number> = { none: 0, maintenance: 1, minor: 2, major: 3, critical: 4 };
+const STATUS_RANK: Record<ComponentStatus, number> = { operational: 0, maintenance: 1, degraded: 2, outage: 3 };
 
-const toIncident = (i: IncidentView): StatusIncident => ({
-  id: i.id,
-  title: i.title,
-  severity: i.severity,
-  components: [SERVICE.key],
-  occurredAt: i.times.occurred,
-  recoveredAt: i.times.recovered,
-  posts: [],
-});
+type Interval = [number, number];
 
-const toStop = (s: StopRecord): StatusStop => ({
-  id: s.id,
-  kind: s.kind,
-  // The reason's label (①–④ / ①–⑥), not the operator's free text, which may name internals (R9.2).
-  reason: reasonLabel(s.kind, s.reason),
-  startsAt: s.startsAt.toISOString(),
-  endsAt: s.endsAt?.toISOString() ?? null,
-  components: [SERVICE.key],
-});
-
-/** Total length of the union of intervals clipped to [from, to). */
-function coveredMs(intervals: Array<[number, number]>, from: number, to: number): number {
-  const clipped = intervals.map(([a, b]) => [Math.max(a, from), Math.min(b, to)] as [number, number]).filter(([a, b]) => b > a).sort((x, y) => x[0] - y[0]);
+/** Total length of the union of intervals, clipped to [from, to). */
+function covered(intervals: readonly Interval[], from: number, to: number): number {
+  const clipped = intervals.map(([a, b]) => [Math.max(a, from), Math.min(b, to)] as Interval).filter(([a, b]) => b > a).sort((x, y) => x[0] - y[0]);
   let total = 0;
-  let end = -Infinity;
+  let curA = -Infinity;
+  let curB = -Infinity;
   for (const [a, b] of clipped) {
-    if (b <= end) continue;
-    total += b - Math.max(a, end);
-    end = b;
+    if (a > curB) {
+      if (curB > curA) total += curB - curA;
+      curA = a;
+      curB = b;
+    } else curB = Math.max(curB, b);
   }
+  if (curB > curA) total += curB - curA;
   return total;
+}
+
+/** Length of `down` outside `maintenance`, within [from, to). */
+function downOutside(down: readonly Interval[], maintenance: readonly Interval[], from: number, to: number): number {
+  return covered([...down, ...maintenance], from, to) - covered(maintenance, from, to);
 }
 
 export async function statusSnapshot(db: DbOrTx, clock: Clock): Promise<StatusSnapshot> {
   const now = clock.now();
-  const nowMs = now.getTime();
+  const t = now.getTime();
+  const components = await listComponents(db);
+  const incidents = await listIncidents(db, clock);
+  const stops = (await listStops(db)).filter((s) => !s.cancelledAt);
+  const incComp = await incidentComponentMap(db, incidents.map((i) => i.id));
+  const stopComp = await stopComponentMap(db, stops.map((s) => s.id));
+  const posts = await incidentPosts(db, incidents.map((i) => i.id));
+
+  const toIncident = (i: (typeof incidents)[number]): StatusIncident => ({
+    id: i.id,
+    title: i.title,
+    severity: i.severity,
+    components: incComp.get(i.id) ?? [],
+    occurredAt: i.times.occurred,
+    recoveredAt: i.times.recovered,
+    posts: (posts.get(i.id) ?? [])
+      .filter((p) => p.stage === 'first' || p.stage === 'update' || p.stage === 'recovery' || p.stage === 'report')
+      .map((p) => ({ id: p.id, stage: p.stage as StatusPost['stage'], label: p.label, postedAt: p.postedAt, subject: p.subject, body: p.body })),
+  });
+  const toStop = (s: (typeof stops)[number]): StatusStop => ({
+    id: s.id,
+    kind: s.kind,
+    reason: reasonLabel(s.kind, s.reason),
+    startsAt: s.startsAt.toISOString(),
+    endsAt: (s.endedAt ?? s.endsAt)?.toISOString() ?? null,
+    components: stopComp.get(s.id) ?? [],
+  });
+
+  const publicIncidents = incidents.filter((i) => (posts.get(i.id) ?? []).length > 0);
+  const activeIncidents = publicIncidents.filter((i) => !i.times.recovered).map(toIncident);
+  const horizon = t - DAYS * DAY_MS;
+  const history = publicIncidents
+    .filter((i) => i.times.recovered && new Date(i.times.recovered).getTime() >= horizon)
+    .sort((a, b) => new Date(b.times.occurred).getTime() - new Date(a.times.occurred).getTime())
+    .map(toIncident);
+  const activeStops = stops.filter((s) => stopState(s, now) === 'in_progress').map(toStop);
+  const upcomingStops = stops
+    .filter((s) => stopState(s, now) === 'scheduled')
+    .sort((a, b) => a.startsAt.getTime() - b.startsAt.getTime())
+    .map(toStop);
+
+  const affects = (keys: string[] | undefined, key: string) => !keys || keys.length === 0 || keys.includes(key);
+  const publicIds = new Set(publicIncidents.map((i) => i.id));
+  // Linked incidents count for their components; an unlinked one for every component once it is public.
+  const incidentAffects = (id: string, key: string) => {
+    const keys = incComp.get(id);
+    return keys && keys.length ? keys.includes(key) : publicIds.has(id);
+  };
   const today = japanDateOf(now);
   const firstDay = addDays(today, -(DAYS - 1));
-  const windowStart = startOfJapanDay(firstDay).getTime();
 
-  const incidents = await listIncidents(db, clock);
-  // A stop for chosen customers is between them and the provider; the public page shows service-wide ones.
-  const stops = (await listStops(db)).filter((s) => s.customerIds === null && !s.cancelledAt);
-
-  const active = incidents.filter((i) => i.times.recovered === null);
-  const activeStops = stops.filter((s) => stopState(s, now) === 'in_progress');
-  const upcoming = stops.filter((s) => s.kind === 'planned' && stopState(s, now) === 'scheduled').sort((a, b) => a.startsAt.getTime() - b.startsAt.getTime());
-  const history = incidents.filter((i) => i.times.recovered !== null && new Date(i.times.recovered).getTime() >= windowStart);
-
-  let status: ComponentStatus = 'operational';
-  if (activeStops.some((s) => s.kind === 'emergency') || active.some((i) => i.severity === 'critical')) status = 'outage';
-  else if (active.length) status = 'degraded';
-  else if (activeStops.length) status = 'maintenance';
-
-  const stopEnd = (s: StopRecord) => (s.endedAt ?? s.endsAt ?? now).getTime();
-  // Unavailable: critical incidents and emergency stops. Planned stops are announced maintenance, not outage.
-  const down: Array<[number, number]> = [
-    ...incidents.filter((i) => i.severity === 'critical').map((i) => [new Date(i.times.occurred).getTime(), i.times.recovered ? new Date(i.times.recovered).getTime() : nowMs] as [number, number]),
-    ...stops.filter((s) => s.kind === 'emergency').map((s) => [s.startsAt.getTime(), Math.min(stopEnd(s), nowMs)] as [number, number]),
-  ];
-  const days: StatusComponent['days'] = [];
-  for (let k = 0; k < DAYS; k++) {
-    const date = addDays(firstDay, k);
-    const from = startOfJapanDay(date).getTime();
-    const to = Math.min(from + DAY_MS, nowMs);
-    let worst: StatusComponent['days'][number]['worst'] = 'none';
-    const raise = (w: typeof worst) => {
-      if (SEVERITY_RANK[w] > SEVERITY_RANK[worst]) worst = w;
+  const out: StatusComponent[] = components.map((c) => {
+    const incs = incidents.filter((i) => incidentAffects(i.id, c.key));
+    const down: Array<Interval & { sev: Worst }> = incs.map((i) => Object.assign([new Date(i.times.occurred).getTime(), i.times.recovered ? new Date(i.times.recovered).getTime() : t] as Interval, { sev: i.severity as Worst }));
+    for (const s of stops.filter((x) => x.kind === 'emergency' && (stopComp.get(x.id) ?? []).includes(c.key))) {
+      down.push(Object.assign([s.startsAt.getTime(), (s.endedAt ?? s.endsAt)?.getTime() ?? t] as Interval, { sev: 'critical' as Worst }));
+    }
+    const maintenance: Interval[] = stops
+      .filter((x) => x.kind === 'planned' && affects(stopComp.get(x.id), c.key) && x.startsAt.getTime() < t)
+      .map((s) => [s.startsAt.getTime(), Math.min((s.endedAt ?? s.endsAt)?.getTime() ?? t, t)] as Interval);
+    const createdDay = japanDateOf(new Date(c.createdAt));
+    const days: StatusComponent['days'] = [];
+    for (let d = 0; d < DAYS; d++) {
+      const date = addDays(firstDay, d);
+      const from = startOfJapanDay(date).getTime();
+      const to = Math.min(from + DAY_MS, t);
+      if (date < createdDay || to <= from) {
+        days.push({ date, availabilityPct: null, worst: 'none' });
+        continue;
+      }
+      const maint = covered(maintenance, from, to);
+      const span = to - from - maint;
+      const lost = downOutside(down, maintenance, from, to);
+      let worst: Worst = maint > 0 ? 'maintenance' : 'none';
+      for (const iv of down) if (iv[0] < to && iv[1] > from && RANK[iv.sev] > RANK[worst]) worst = iv.sev;
+      const pct = span > 0 ? Math.round((1 - lost / span) * 100_000) / 1000 : 100;
+      days.push({ date, availabilityPct: Math.max(0, pct), worst });
+    }
+    let status: ComponentStatus = 'operational';
+    const raise = (s: ComponentStatus) => {
+      if (STATUS_RANK[s] > STATUS_RANK[status]) status = s;
     };
-    for (const i of incidents) {
-      const a = new Date(i.times.occurred).getTime();
-      const b = i.times.recovered ? new Date(i.times.recovered).getTime() : nowMs;
-      if (a < to && b >= from) raise(i.severity);
+    for (const i of incs.filter((x) => !x.times.recovered)) raise(i.severity === 'critical' ? 'outage' : 'degraded');
+    for (const s of stops.filter((x) => stopState(x, now) === 'in_progress')) {
+      const keys = stopComp.get(s.id);
+      if (s.kind === 'emergency' && (keys ?? []).includes(c.key)) raise('outage');
+      if (s.kind === 'planned' && affects(keys, c.key)) raise('maintenance');
     }
-    for (const s of stops) {
-      if (s.startsAt.getTime() < to && stopEnd(s) >= from && s.startsAt.getTime() <= nowMs) raise(s.kind === 'planned' ? 'maintenance' : 'critical');
-    }
-    const span = to - from;
-    const pct = span <= 0 ? null : Math.round((1 - coveredMs(down, from, to) / span) * 10000) / 100;
-    days.push({ date, availabilityPct: pct, worst });
-  }
-
-  return {
-    generatedAt: now.toISOString(),
-    overall: status,
-    components: [{ key: SERVICE.key, name: SERVICE.name, status, days }],
-    activeIncidents: active.map(toIncident),
-    activeStops: activeStops.map(toStop),
-    upcomingStops: upcoming.map(toStop),
-    history: history.map(toIncident),
-  };
+    return { key: c.key, name: c.name, status, days };
+  });
+  const overall = out.reduce<ComponentStatus>((w, c) => (STATUS_RANK[c.status] > STATUS_RANK[w] ? c.status : w), 'operational');
+  return { generatedAt: now.toISOString(), overall, components: out, activeIncidents, activeStops, upcomingStops, history };
 }

@@ -30,6 +30,8 @@ export class TestSmtpListener {
     const server = new SMTPServer({
       authOptional: true,
       disabledCommands: ['STARTTLS'],
+      // Pooled clients keep idle connections open; close them promptly (421) instead of after 30 s.
+      closeTimeout: 200,
       logger: false,
       onData: (stream, session, callback) => {
         const chunks: Buffer[] = [];

@@ -71,6 +71,16 @@ const SAMPLE_BODIES: Record<string, unknown> = {
   'POST /api/v1/rounds/checklists': { name: 'x', items: [{ key: 'a', label: 'A' }] },
   'PUT /api/v1/rounds/checklists/{checklistId}': { name: 'x', items: [{ key: 'a', label: 'A' }] },
   'POST /api/v1/rounds': { checklistId: '8c3d4e5f-6a7b-4c8d-9e0f-1a2b3c4d5e6f', results: [{ itemKey: 'a', status: 'ok' }] },
+  'POST /api/v1/customers/{customerId}/notice-contacts': { email: 'walk@example.jp', lang: 'ja' },
+  'PUT /api/v1/customers/{customerId}/notice-contacts/{contactId}': { email: 'walk@example.jp', lang: 'en' },
+  'POST /api/v1/status-components': { key: 'walk', name: { ja: 'x', en: 'x' } },
+  'PUT /api/v1/status-components/{componentKey}': { name: { ja: 'x', en: 'x' } },
+  'PUT /api/v1/incidents/{incidentId}/components': { components: [] },
+  'PUT /api/v1/stops/{stopId}/components': { components: [] },
+  'POST /api/v1/incidents/{incidentId}/notices': { stage: 'first' },
+  'POST /api/v1/incidents/{incidentId}/notices/preview': { stage: 'first' },
+  'POST /api/v1/webhooks': { url: 'https://hooks.example.jp/walk' },
+  'PUT /api/v1/webhooks/{webhookId}/active': { active: false },
 };
 const SAMPLE_HEADERS: Record<string, Record<string, string>> = {
   'PUT /api/v1/data/collections/{collection}/records/{id}': { 'if-match': '"v1"' },
@@ -141,7 +151,10 @@ describe.each(databaseKinds)('cross-customer isolation on %s', (kind) => {
       .replace('{hostId}', '9d4e5f6a-7b8c-4d9e-8f0a-1b2c3d4e5f6a')
       .replace('{ruleId}', '0e5f6a7b-8c9d-4e0f-9a1b-2c3d4e5f6a7b')
       .replace('{checklistId}', '8c3d4e5f-6a7b-4c8d-9e0f-1a2b3c4d5e6f')
-      .replace('{monitorId}', '8c3d4e5f-6a7b-4c8d-9e0f-1a2b3c4d5e6f');
+      .replace('{monitorId}', '8c3d4e5f-6a7b-4c8d-9e0f-1a2b3c4d5e6f')
+      .replace('{contactId}', '8c3d4e5f-6a7b-4c8d-9e0f-1a2b3c4d5e6f')
+      .replace('{componentKey}', 'walk')
+      .replace('{webhookId}', '9d4e5f6a-7b8c-4d9e-8f0a-2b3c4d5e6f7a');
 
   it('the walk covers every route with a sample body for every write', () => {
     expect(routes.length).toBeGreaterThan(20);

@@ -333,6 +333,14 @@ export interface OutboundEmailsTable {
   last_error: string | null;
   sent_at: Timestamp | null;
   message_id: string | null;
+  /** Set by queueEmails: the text is in outbound_email_bodies (shared by the rows of one notice); text_body is then ''. */
+  body_id?: string | null;
+}
+
+export interface OutboundEmailBodiesTable {
+  id: string;
+  text_body: string;
+  created_at: Timestamp;
 }
 
 export interface IncidentsTable {
@@ -626,7 +634,107 @@ export interface DataExportJobsTable {
   expires_at: Timestamp;
 }
 
+// notify (notices)
+export interface NoticeContactsTable {
+  id: string;
+  customer_id: string;
+  email: string;
+  name: string;
+  lang: 'ja' | 'en';
+  created_at: Timestamp;
+  created_by: string;
+}
+
+export interface StatusComponentsTable {
+  key: string;
+  name_ja: string;
+  name_en: string;
+  position: number;
+  created_at: Timestamp;
+}
+
+export interface IncidentComponentsTable {
+  incident_id: string;
+  component_key: string;
+}
+
+export interface StopComponentsTable {
+  stop_id: string;
+  component_key: string;
+}
+
+export interface NoticePostsTable {
+  id: string;
+  incident_id: string | null;
+  stop_id: string | null;
+  stage: 'first' | 'update' | 'recovery' | 'report' | 'stop_planned' | 'stop_reminder' | 'stop_emergency';
+  seq: number;
+  subject_ja: string;
+  subject_en: string;
+  body_ja: string;
+  body_en: string;
+  public: boolean;
+  posted_at: Timestamp;
+  posted_by: string;
+}
+
+export interface NoticeRecipientsTable {
+  post_id: string;
+  customer_id: string | null;
+  address: string;
+  lang: 'ja' | 'en';
+  source: 'contact' | 'customer' | 'admin' | 'subscriber';
+  dedupe_key: string;
+  queued_at: Timestamp;
+}
+
+export interface WebhooksTable {
+  id: string;
+  url: string;
+  description: string;
+  secret: string;
+  active: boolean;
+  created_at: Timestamp;
+  created_by: string;
+}
+
+export interface WebhookDeliveriesTable {
+  id: string;
+  webhook_id: string;
+  post_id: string;
+  body: string;
+  state: 'queued' | 'delivered' | 'failed';
+  attempts: number;
+  next_attempt_at: Timestamp;
+  last_status: number | null;
+  last_error: string | null;
+  delivered_at: Timestamp | null;
+  created_at: Timestamp;
+}
+
+export interface StatusSubscribersTable {
+  id: string;
+  email: string;
+  lang: 'ja' | 'en';
+  confirm_token_hash: string;
+  unsubscribe_token: string;
+  created_at: Timestamp;
+  confirmation_sent_at: Timestamp;
+  confirmed_at: Timestamp | null;
+  unsubscribed_at: Timestamp | null;
+}
+
 export interface Database {
+  outbound_email_bodies: OutboundEmailBodiesTable;
+  notice_contacts: NoticeContactsTable;
+  status_components: StatusComponentsTable;
+  incident_components: IncidentComponentsTable;
+  stop_components: StopComponentsTable;
+  notice_posts: NoticePostsTable;
+  notice_recipients: NoticeRecipientsTable;
+  webhooks: WebhooksTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  status_subscribers: StatusSubscribersTable;
   data_export_jobs: DataExportJobsTable;
   monitors: MonitorsTable;
   monitor_customers: MonitorCustomersTable;
