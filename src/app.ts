@@ -7,6 +7,7 @@ import { systemClock, type Clock } from './core/clock.js';
 import type { Config } from './core/config.js';
 import { migrate, openDatabase, type DatabaseHandle, type DatabaseTarget } from './core/db/database.js';
 import { JobQueue } from './core/jobs/job-queue.js';
+import { Lifecycle } from './core/lifecycle.js';
 import type { AppContext } from './http/context.js';
 import { buildServer } from './http/server.js';
 import { registerDataJobs } from './data/jobs.js';
@@ -22,7 +23,12 @@ export interface App {
   ctx: AppContext;
   database: DatabaseHandle;
   server: FastifyInstance;
-  close(): Promise<void>;
+  /**
+   * Graceful shutdown: readiness 503 at once, no new connections, in-flight requests finish and
+   * running jobs finish or are handed back (both bounded by `timeoutMs`, default
+   * HOKAN_SHUTDOWN_TIMEOUT_SECONDS), then the database closes. Each step is logged.
+   */
+  close(opts?: { timeoutMs?: number; reason?: string }): Promise<void>;
 }
 
 export function databaseTargetOf(config: Config): DatabaseTarget {
@@ -37,9 +43,10 @@ export async function createApp(
   // Secrets never reach the log (R12.1): credentials in headers and any password/token field.
   const logger = opts.logger ?? pino({ level: config.logLevel, base: { instance: config.instanceId }, redact: ['req.headers.authorization', 'req.headers.cookie', '*.password', '*.token', '*.secret', '*.totpCode'] });
   const database = opts.database ?? (await openDatabase(databaseTargetOf(config)));
+  database.health.attach(logger);
   await migrate(database.db);
   const clock = opts.clock ?? systemClock;
-  const queue = new JobQueue({ db: database.db, clock, instanceId: config.instanceId, logger });
+  const queue = new JobQueue({ db: database.db, clock, instanceId: config.instanceId, logger, leaseMs: config.jobLeaseMs, health: database.health });
   registerContractJobs(queue);
   registerIncidentJobs(queue);
   registerAccountJobs(queue);
@@ -51,20 +58,46 @@ export async function createApp(
   const backup = await loadBackupSettings(opts.env ?? process.env, { dataDir: config.dataDir, files, embedded: database.kind === 'pglite', s3Credentials: config.s3Credentials });
   registerBackupJobs(queue, { live: files, settings: backup, instanceId: config.instanceId, providerName: config.providerName, logger });
   const gateway = opts.gateway === false ? undefined : await Gateway.create(loadGatewaySettings(opts.env ?? process.env), database.db, clock, logger);
-  const ctx: AppContext = { db: database.db, clock, config, queue, logger, files, backup, gateway };
+  const lifecycle = new Lifecycle();
+  const ctx: AppContext = { db: database.db, clock, config, queue, logger, files, backup, gateway, lifecycle, databaseHealth: database.health };
   const server = await buildServer(ctx);
-  let closed = false;
+  let closing: Promise<void> | undefined;
+  const shutdown = async (timeoutMs: number, reason: string) => {
+    const log = logger.child({ shutdown: reason });
+    lifecycle.startDraining();
+    log.info({ timeoutMs }, 'shutdown: readiness now 503 (draining); no new connections');
+    const serverClosed = server.close();
+    const drainRequests = (async () => {
+      const inFlight = lifecycle.inFlight;
+      if (inFlight > 0) log.info({ inFlight }, 'shutdown: waiting for in-flight requests');
+      const drained = await lifecycle.waitIdle(timeoutMs);
+      if (drained) {
+        server.server.closeIdleConnections();
+        log.info('shutdown: in-flight requests finished');
+      } else {
+        log.warn({ stillInFlight: lifecycle.inFlight }, 'shutdown: drain timeout; closing the remaining connections');
+        server.server.closeAllConnections();
+      }
+      await serverClosed;
+    })();
+    const stopJobs = (async () => {
+      if (queue.state === 'idle') return;
+      const r = await queue.stop({ timeoutMs });
+      if (r.handedBack > 0) log.warn({ handedBack: r.handedBack }, 'shutdown: handed back running jobs for another instance');
+      else log.info('shutdown: job worker stopped; no job left in hand');
+    })();
+    await Promise.all([drainRequests, stopJobs]);
+    await gateway?.stop();
+    await database.close();
+    log.info('shutdown: database closed');
+  };
   return {
     ctx,
     database,
     server,
-    async close() {
-      if (closed) return;
-      closed = true;
-      await queue.stop();
-      await server.close();
-      await gateway?.stop();
-      await database.close();
+    close(opts = {}) {
+      closing ??= shutdown(opts.timeoutMs ?? config.shutdownTimeoutMs, opts.reason ?? 'close');
+      return closing;
     },
   };
 }

@@ -65,7 +65,7 @@ async function serve(): Promise<void> {
   const address = await app.server.listen({ port: cfg.port, host: cfg.host });
   process.stdout.write(
     `\nhokan is running at ${address}  (database: ${app.database.kind} ${app.database.location})\n` +
-      `  health:   ${address}/healthz\n  API:      ${address}/api/v1  (OpenAPI: ${address}/api/v1/openapi.json)\n` +
+      `  health:   ${address}/healthz  (readiness: ${address}/readyz)\n  API:      ${address}/api/v1  (OpenAPI: ${address}/api/v1/openapi.json)\n` +
       `  sign in:  curl -c cookies.txt -H 'content-type: application/json' \\\n` +
       `              -d '{"loginId":"admin","password":"…"}' ${address}/api/v1/auth/login\n` +
       `            then: curl -b cookies.txt ${address}/api/v1/contracts\n\n`,
@@ -75,8 +75,14 @@ async function serve(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down: draining requests and handing back jobs');
-    await app.close();
-    process.exit(0);
+    try {
+      await app.close({ reason: signal });
+      log.info('shutdown complete');
+      process.exit(0);
+    } catch (err) {
+      log.error({ err: err instanceof Error ? err.message : String(err) }, 'shutdown failed');
+      process.exit(1);
+    }
   };
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));

@@ -1,6 +1,8 @@
 import type { Logger } from 'pino';
 import type { Config } from '../core/config.js';
 import type { Clock } from '../core/clock.js';
+import type { ConnectionHealth } from '../core/db/connection-health.js';
+import type { Lifecycle } from '../core/lifecycle.js';
 import type { Db } from '../core/db/database.js';
 import type { JobQueue } from '../core/jobs/job-queue.js';
 import type { BlobStore } from '../storage/index.js';
@@ -19,4 +21,8 @@ export interface AppContext {
   backup: BackupSettings;
   /** The ingress chain; absent only in unit tests that build a bare server. */
   gateway?: Gateway;
+  /** Serving or draining (shutdown); requests in flight. */
+  lifecycle: Lifecycle;
+  /** Database reachability (logs "database connection lost/restored"). */
+  databaseHealth?: ConnectionHealth;
 }

@@ -17,6 +17,7 @@ import { registerMigrationRoutes } from '../backup/migration-routes.js';
 import { errors, HokanError, type ErrorCode } from '../core/errors.js';
 import { bi } from '../core/i18n.js';
 import { registerAuditRoutes } from './audit-routes.js';
+import { registerHealthRoutes } from './health.js';
 import { installMetrics } from '../observability/metrics.js';
 import type { AppContext } from './context.js';
 
@@ -129,6 +130,17 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
 
   app.decorateRequest('principal', null);
   app.decorateRequest('viaSessionCookie', false);
+  // Counted for the drain at shutdown (readiness reports it too).
+  const counted = new WeakSet<object>();
+  app.addHook('onRequest', async (req) => {
+    counted.add(req);
+    ctx.lifecycle.requestStarted();
+  });
+  const ended = async (req: FastifyRequest) => {
+    if (counted.delete(req)) ctx.lifecycle.requestEnded();
+  };
+  app.addHook('onResponse', ended);
+  app.addHook('onRequestAbort', ended);
   // The gateway's first checks (security headers, Japan-only) run before authentication.
   if (ctx.gateway) installGatewayEntry(app, ctx, ctx.gateway);
   app.addHook('onRequest', async (req) => {
@@ -180,14 +192,7 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
   });
 
   installMetrics(app, ctx);
-  app.get('/healthz', { schema: { hide: true } }, async (_req, reply) => {
-    try {
-      await ctx.db.selectFrom('hokan_migrations' as never).select((eb) => eb.lit(1).as('one')).limit(1).execute();
-      return { status: 'ok' };
-    } catch {
-      return reply.code(503).send({ status: 'unavailable' });
-    }
-  });
+  registerHealthRoutes(app, ctx);
 
   await app.register(async (api) => {
     registerAccountRoutes(api, ctx);
