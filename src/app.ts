@@ -101,3 +101,34 @@ export async function createApp(
     },
   };
 }
+
+/**
+ * Starts serving an app built by createApp: the job worker (when enabled), the gateway, the HTTP
+ * listener; SIGTERM or SIGINT then shut it down gracefully (see App.close) and exit 0, or 1 if the
+ * shutdown itself failed. What `hokan serve` runs; returns the address listened on.
+ */
+export async function runInstance(app: App, exit: (code: number) => void = (code) => process.exit(code)): Promise<string> {
+  const { config, logger, queue } = app.ctx;
+  if (config.jobsEnabled) queue.start(config.jobPollMs);
+  app.ctx.gateway?.start();
+  const address = await app.server.listen({ port: config.port, host: config.host });
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down: draining requests and handing back jobs');
+    try {
+      await app.close({ reason: signal });
+      logger.info('shutdown complete');
+      exit(0);
+    } catch (err) {
+      logger.error({ err: err instanceof Error ? err.message : String(err) }, 'shutdown failed');
+      exit(1);
+    }
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  // A stray rejection is a bug to see in the log, not a reason to drop every request in flight.
+  process.on('unhandledRejection', (err) => logger.error({ err: err instanceof Error ? err.message : String(err) }, 'unhandled rejection'));
+  return address;
+}
