@@ -18,6 +18,7 @@ import { errors, HokanError, type ErrorCode } from '../core/errors.js';
 import { bi } from '../core/i18n.js';
 import { registerAuditRoutes } from './audit-routes.js';
 import { registerHealthRoutes } from './health.js';
+import { isConnectionError } from '../core/db/connection-health.js';
 import { installMetrics } from '../observability/metrics.js';
 import type { AppContext } from './context.js';
 
@@ -182,6 +183,12 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
     if (known) {
       if (known.retryAfterSeconds !== undefined) reply.header('retry-after', String(known.retryAfterSeconds));
       return reply.code(known.httpStatus).send(known.toJSON());
+    }
+    if (isConnectionError(err)) {
+      // The database is unreachable: a temporary condition, logged once per outage, not a bug.
+      ctx.databaseHealth?.failed(err, 'request');
+      reply.header('retry-after', '5');
+      return reply.code(503).send(new HokanError('service_unavailable', bi('一時的に処理できません。しばらくしてから再度お試しください。', 'Temporarily unavailable; please retry shortly.')).toJSON());
     }
     req.log.error({ err }, 'unhandled error');
     return reply.code(500).send(new HokanError('internal', bi('内部エラーが発生しました。', 'An internal error occurred.')).toJSON());
