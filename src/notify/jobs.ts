@@ -9,10 +9,10 @@ export type MailTransportFactory = () => MailTransport | null;
 /** Sends the outbox every 30 s (a clock-driven schedule, so each tick runs once across instances). */
 export function registerNotifyJobs(queue: JobQueue, transportFactory: MailTransportFactory): void {
   let transport: MailTransport | null | undefined;
-  queue.register(DELIVER_EMAILS, async ({ db, clock }) => {
+  queue.register(DELIVER_EMAILS, async ({ db, clock, signal }) => {
     if (transport === undefined) transport = transportFactory();
     if (!transport) return;
-    await deliverDueEmails(db, clock, transport);
+    await deliverDueEmails(db, clock, transport, { signal });
   });
   queue.schedule({ name: DELIVER_EMAILS, queue: DELIVER_EMAILS, everyMs: 30_000 });
 }

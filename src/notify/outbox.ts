@@ -29,6 +29,8 @@ export interface DeliverOptions {
   batch?: number;
   /** How long a claimed row stays ours; a crashed instance's rows are due again after this. */
   leaseMs?: number;
+  /** Aborted when the instance shuts down: rows claimed but not yet sent are released at once. */
+  signal?: AbortSignal;
 }
 
 export interface DeliveryResult {
@@ -122,7 +124,20 @@ export async function deliverDueEmails(db: Db, clock: Clock, transport: MailTran
       .returning(['id', 'to_address', 'subject', 'text_body', 'attempts'])
       .execute();
     if (claimed.length === 0) return result;
-    for (const row of claimed) {
+    for (const [i, row] of claimed.entries()) {
+      if (opts.signal?.aborted) {
+        // Shutting down: what is not sent yet goes back at once (attempt not counted) for another instance.
+        for (const r of claimed.slice(i)) {
+          await db
+            .updateTable('outbound_emails')
+            .set({ attempts: r.attempts - 1, next_attempt_at: clock.now() })
+            .where('id', '=', r.id)
+            .where('state', '=', 'queued')
+            .where('attempts', '=', r.attempts)
+            .execute();
+        }
+        return result;
+      }
       // Only the holder of this claim (same attempt count, still queued) may settle the row.
       const mine = db.updateTable('outbound_emails').where('id', '=', row.id).where('state', '=', 'queued').where('attempts', '=', row.attempts);
       try {

@@ -349,6 +349,10 @@ export class JobQueue {
     if (this.#held.size > 0) {
       try {
         handedBack = await this.#handBack([...this.#held.keys()]);
+        // The handlers saw their signal aborted: a moment to give back what they hold (e.g. claimed e-mails) while the database is still open.
+        let grace: NodeJS.Timeout | undefined;
+        await Promise.race([running, new Promise<void>((resolve) => (grace = setTimeout(resolve, 2_000)))]);
+        clearTimeout(grace);
       } catch (err) {
         // The database is gone: the jobs return when their lease runs out, as after a crash.
         this.#reportFailure(err, 'job hand-back');
