@@ -259,7 +259,10 @@ export class JobQueue {
 
   async #runOne(id: string, queue: string, rawPayload: unknown, attempt: number, maxAttempts: number): Promise<void> {
     const entry = this.#handlers.get(queue);
-    if (!entry) return;
+    if (!entry) {
+      this.#held.delete(id);
+      return;
+    }
     const payload = typeof rawPayload === 'string' ? (JSON.parse(rawPayload) as unknown) : rawPayload;
     const abort = this.#held.get(id) ?? new AbortController();
     try {
