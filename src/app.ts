@@ -70,6 +70,7 @@ export async function createApp(
     const drainRequests = (async () => {
       const inFlight = lifecycle.inFlight;
       if (inFlight > 0) log.info({ inFlight }, 'shutdown: waiting for in-flight requests');
+      const deadline = performance.now() + timeoutMs;
       const drained = await lifecycle.waitIdle(timeoutMs);
       if (drained) {
         server.server.closeIdleConnections();
@@ -78,7 +79,14 @@ export async function createApp(
         log.warn({ stillInFlight: lifecycle.inFlight }, 'shutdown: drain timeout; closing the remaining connections');
         server.server.closeAllConnections();
       }
-      await serverClosed;
+      // A keep-alive connection that went idle just after the drain must not hold the close up.
+      let timer: NodeJS.Timeout | undefined;
+      const closedInTime = await Promise.race([serverClosed.then(() => true), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), Math.max(1_000, deadline - performance.now()))))]);
+      clearTimeout(timer);
+      if (!closedInTime) {
+        server.server.closeAllConnections();
+        await serverClosed;
+      }
     })();
     const stopJobs = (async () => {
       if (queue.state === 'idle') return;
