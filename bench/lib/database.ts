@@ -6,6 +6,8 @@ import { migrate, openDatabase, type DatabaseHandle } from '../../src/core/db/da
 export interface BenchDatabase extends DatabaseHandle {
   /** 'pglite' (a data directory in the run's temp dir) or 'postgres' (a fresh database, dropped by close()). */
   label: string;
+  /** For PostgreSQL: the fresh database's URL (for child processes). */
+  url?: string;
 }
 
 /**
@@ -34,6 +36,7 @@ export async function openBenchDatabase(tmp: string, serverUrl: string | undefin
   return {
     ...opened,
     label: `PostgreSQL ${u.host} (database ${name}, dropped after)`,
+    url: u.toString(),
     close: async () => {
       try {
         await opened.close();

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { generatePassword } from '../accounts/passwords.js';
 import { createOperator } from '../accounts/users.js';
-import { createApp, databaseTargetOf } from '../app.js';
+import { createApp, databaseTargetOf, runInstance } from '../app.js';
 import { systemActor, verifyAuditChain } from '../core/audit/audit-log.js';
 import { OPERATOR_ROLES, type OperatorRole } from '../core/auth/principal.js';
 import { systemClock } from '../core/clock.js';
@@ -40,7 +40,6 @@ async function readStdin(): Promise<string> {
 async function serve(): Promise<void> {
   const cfg = config();
   const app = await createApp(cfg);
-  const log = app.ctx.logger;
   if (cfg.demoSeed) {
     const credentialsFile = path.join(cfg.dataDir, 'demo-credentials.txt');
     const creds = await seedDemo(app.ctx.db, app.ctx.clock, app.database.kind === 'pglite' ? credentialsFile : null);
@@ -60,32 +59,16 @@ async function serve(): Promise<void> {
       '       Try them with: HOKAN_BACKUP_URL=/path/on/another/disk npm start  (or HOKAN_BACKUP_SAME_DEVICE_OK=true for development)\n');
   }
   process.stdout.write(`hokan: master key from ${b.masterKeySource}\n`);
-  if (cfg.jobsEnabled) {
-    app.ctx.queue.start(cfg.jobPollMs);
-    app.selfSampler.start();
-    app.ctx.monitors?.start(cfg.monitorPollMs);
-  }
-  app.ctx.gateway?.start();
   const geo = app.ctx.gateway?.geo.info();
   if (geo) process.stdout.write(`hokan: Japan-only by ${geo.source.split('/node_modules/')[1] ?? geo.source} (version ${geo.packageVersion ?? '-'}, built ${geo.buildEpoch?.toISOString().slice(0, 10) ?? '-'}; IP Geolocation by DB-IP)\n`);
-  const address = await app.server.listen({ port: cfg.port, host: cfg.host });
+  const address = await runInstance(app);
   process.stdout.write(
     `\nhokan is running at ${address}  (database: ${app.database.kind} ${app.database.location})\n` +
-      `  health:   ${address}/healthz\n  API:      ${address}/api/v1  (OpenAPI: ${address}/api/v1/openapi.json)\n` +
+      `  health:   ${address}/healthz  (readiness: ${address}/readyz)\n  API:      ${address}/api/v1  (OpenAPI: ${address}/api/v1/openapi.json)\n` +
       `  sign in:  curl -c cookies.txt -H 'content-type: application/json' \\\n` +
       `              -d '{"loginId":"admin","password":"…"}' ${address}/api/v1/auth/login\n` +
       `            then: curl -b cookies.txt ${address}/api/v1/contracts\n\n`,
   );
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'shutting down: draining requests and handing back jobs');
-    await app.close();
-    process.exit(0);
-  };
-  process.on('SIGINT', () => void stop('SIGINT'));
-  process.on('SIGTERM', () => void stop('SIGTERM'));
 }
 
 function parseRoles(value: string): OperatorRole[] {

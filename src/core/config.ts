@@ -24,6 +24,8 @@ const envSchema = z.object({
   HOKAN_JOBS: bool.default(true),
   HOKAN_JOB_POLL_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
   HOKAN_INSTANCE_ID: z.string().min(1).max(100).optional(),
+  HOKAN_JOB_LEASE_SECONDS: z.coerce.number().int().min(5).max(3600).default(60),
+  HOKAN_SHUTDOWN_TIMEOUT_SECONDS: z.coerce.number().min(0).max(3600).default(20),
   HOKAN_FILES_URL: z.string().min(1).optional(),
   HOKAN_MAX_FILE_BYTES: z.coerce.number().int().min(1).max(10 * 1024 ** 3).default(100 * 1024 ** 2),
   HOKAN_S3_ACCESS_KEY_ID: z.string().min(1).optional(),
@@ -62,6 +64,10 @@ export interface Config {
   jobsEnabled: boolean;
   jobPollMs: number;
   instanceId: string;
+  /** How long a claimed job stays this instance's without renewal (renewed every third of it while alive). */
+  jobLeaseMs: number;
+  /** At shutdown: how long in-flight requests and running jobs may take before they are cut off / handed back. */
+  shutdownTimeoutMs: number;
   /** Where live files are kept: a directory or s3://bucket/prefix?endpoint=… */
   filesUrl: string;
   maxFileBytes: number;
@@ -119,6 +125,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     jobsEnabled: e.HOKAN_JOBS,
     jobPollMs: e.HOKAN_JOB_POLL_MS,
     instanceId: e.HOKAN_INSTANCE_ID ?? `${process.pid}@${Math.random().toString(36).slice(2, 8)}`,
+    jobLeaseMs: e.HOKAN_JOB_LEASE_SECONDS * 1000,
+    shutdownTimeoutMs: e.HOKAN_SHUTDOWN_TIMEOUT_SECONDS * 1000,
     filesUrl: e.HOKAN_FILES_URL ?? path.join(path.resolve(e.HOKAN_DATA_DIR), 'files'),
     maxFileBytes: e.HOKAN_MAX_FILE_BYTES,
     s3Credentials: {
@@ -155,6 +163,8 @@ export const configReference: Array<[name: string, def: string, meaning: string]
   ['HOKAN_JOBS', 'true', 'run scheduled jobs and the job worker in this instance'],
   ['HOKAN_JOB_POLL_MS', '1000', 'how often the worker looks for due jobs'],
   ['HOKAN_INSTANCE_ID', 'pid@random', 'name of this instance in job locks and logs'],
+  ['HOKAN_JOB_LEASE_SECONDS', '60', 'how long a claimed job stays with its instance without renewal; a live instance renews every third of it, a dead one\'s jobs are taken over after it'],
+  ['HOKAN_SHUTDOWN_TIMEOUT_SECONDS', '20', 'at SIGTERM: how long in-flight requests and running jobs may finish before connections are cut and jobs handed back'],
   ['HOKAN_FILES_URL', '$HOKAN_DATA_DIR/files', "where the Software's files live: a directory or s3://bucket/prefix?endpoint=…"],
   ['HOKAN_MAX_FILE_BYTES', '104857600', 'largest file the data API accepts'],
   ['HOKAN_S3_ACCESS_KEY_ID / HOKAN_S3_SECRET_ACCESS_KEY', '(unset)', 'credentials for s3:// stores'],

@@ -22,8 +22,8 @@ declare module 'fastify' {
   }
 }
 
-/** Paths that stay answerable from anywhere and under any load: liveness for the provider's monitors. */
-const EXEMPT = new Set(['/healthz', '/metrics']);
+/** Paths that stay answerable from anywhere and under any load: liveness and readiness for the provider's monitors and load balancer. */
+const EXEMPT = new Set(['/healthz', '/readyz', '/metrics']);
 
 /** Sent with every response; precomputed so the hook costs one call. */
 const SECURITY_HEADERS: Record<string, string> = {

@@ -1,6 +1,8 @@
 import type { Logger } from 'pino';
 import type { Config } from '../core/config.js';
 import type { Clock } from '../core/clock.js';
+import type { ConnectionHealth } from '../core/db/connection-health.js';
+import type { Lifecycle } from '../core/lifecycle.js';
 import type { Db } from '../core/db/database.js';
 import type { JobQueue } from '../core/jobs/job-queue.js';
 import type { BlobStore } from '../storage/index.js';
@@ -22,4 +24,8 @@ export interface AppContext {
   gateway?: Gateway;
   /** R12.3②: runs the service monitors' checks (started by `serve` with the job worker). */
   monitors?: MonitorScheduler;
+  /** Serving or draining (shutdown); requests in flight. */
+  lifecycle: Lifecycle;
+  /** Database reachability (logs "database connection lost/restored"). */
+  databaseHealth?: ConnectionHealth;
 }

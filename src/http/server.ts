@@ -26,6 +26,8 @@ import { registerHardwareRoutes } from '../monitoring/hardware-routes.js';
 import { registerRoundRoutes } from '../monitoring/round-routes.js';
 import { registerNoticeRoutes } from '../notify/routes.js';
 import { registerStatusRoutes } from '../notify/status-routes.js';
+import { registerHealthRoutes } from './health.js';
+import { isConnectionError } from '../core/db/connection-health.js';
 import { installMetrics } from '../observability/metrics.js';
 import type { AppContext } from './context.js';
 
@@ -148,6 +150,17 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
 
   app.decorateRequest('principal', null);
   app.decorateRequest('viaSessionCookie', false);
+  // Counted for the drain at shutdown (readiness reports it too).
+  const counted = new WeakSet<object>();
+  app.addHook('onRequest', async (req) => {
+    counted.add(req);
+    ctx.lifecycle.requestStarted();
+  });
+  const ended = async (req: FastifyRequest) => {
+    if (counted.delete(req)) ctx.lifecycle.requestEnded();
+  };
+  app.addHook('onResponse', ended);
+  app.addHook('onRequestAbort', ended);
   // The gateway's first checks (security headers, Japan-only) run before authentication.
   if (ctx.gateway) installGatewayEntry(app, ctx, ctx.gateway);
   app.addHook('onRequest', async (req) => {
@@ -192,6 +205,12 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
       if (known.retryAfterSeconds !== undefined) reply.header('retry-after', String(known.retryAfterSeconds));
       return reply.code(known.httpStatus).send(known.toJSON());
     }
+    if (isConnectionError(err)) {
+      // The database is unreachable: a temporary condition, logged once per outage, not a bug.
+      ctx.databaseHealth?.failed(err, 'request');
+      reply.header('retry-after', '5');
+      return reply.code(503).send(new HokanError('service_unavailable', bi('一時的に処理できません。しばらくしてから再度お試しください。', 'Temporarily unavailable; please retry shortly.')).toJSON());
+    }
     req.log.error({ err }, 'unhandled error');
     return reply.code(500).send(new HokanError('internal', bi('内部エラーが発生しました。', 'An internal error occurred.')).toJSON());
   });
@@ -201,14 +220,7 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
   });
 
   installMetrics(app, ctx);
-  app.get('/healthz', { schema: { hide: true } }, async (_req, reply) => {
-    try {
-      await ctx.db.selectFrom('hokan_migrations' as never).select((eb) => eb.lit(1).as('one')).limit(1).execute();
-      return { status: 'ok' };
-    } catch {
-      return reply.code(503).send({ status: 'unavailable' });
-    }
-  });
+  registerHealthRoutes(app, ctx);
 
   await app.register(async (api) => {
     registerAccountRoutes(api, ctx);

@@ -33,10 +33,10 @@ export function deliveryKick(queue: JobQueue): (trx: Tx) => Promise<void> {
  */
 export function registerNotifyJobs(queue: JobQueue, transportFactory: MailTransportFactory, notices?: NoticeJobSettings, delivery: DeliverOptions = {}): { close(): void } {
   let transport: ReturnType<MailTransportFactory> | undefined;
-  queue.register(DELIVER_EMAILS, async ({ db, clock }) => {
+  queue.register(DELIVER_EMAILS, async ({ db, clock, signal }) => {
     if (transport === undefined) transport = transportFactory();
     if (!transport) return;
-    await deliverDueEmails(db, clock, transport, delivery);
+    await deliverDueEmails(db, clock, transport, { ...delivery, signal });
   });
   queue.schedule({ name: DELIVER_EMAILS, queue: DELIVER_EMAILS, everyMs: 30_000 });
   if (notices) {

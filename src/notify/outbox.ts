@@ -32,6 +32,8 @@ export interface DeliverOptions {
   leaseMs?: number;
   /** Messages of one claim handed to the transport at the same time (its pool spreads them over connections). */
   concurrency?: number;
+  /** Aborted when the instance shuts down: rows claimed but not yet sent are released at once. */
+  signal?: AbortSignal;
 }
 
 export interface DeliveryResult {
@@ -220,10 +222,23 @@ export async function deliverDueEmails(db: Db, clock: Clock, transport: MailTran
     };
     // A few sends of the claim in flight at once; each row is still settled only by this claim.
     const lane = async (): Promise<void> => {
-      while (next < claimed.length) await settleOne(claimed[next++]!);
+      while (next < claimed.length && !opts.signal?.aborted) await settleOne(claimed[next++]!);
     };
     await Promise.all(Array.from({ length: Math.min(concurrency, claimed.length) }, lane));
     await flush();
+    if (opts.signal?.aborted) {
+      // Shutting down: what is not sent yet goes back at once (attempt not counted) for another instance.
+      for (const r of claimed.slice(next)) {
+        await db
+          .updateTable('outbound_emails')
+          .set({ attempts: r.attempts - 1, next_attempt_at: clock.now() })
+          .where('id', '=', r.id)
+          .where('state', '=', 'queued')
+          .where('attempts', '=', r.attempts)
+          .execute();
+      }
+      return result;
+    }
   }
 }
 

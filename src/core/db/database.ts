@@ -3,6 +3,7 @@ import path from 'node:path';
 import { PGlite, types as pgliteTypes } from '@electric-sql/pglite';
 import { Kysely, Migrator, PostgresDialect, type Transaction } from 'kysely';
 import pg from 'pg';
+import { ConnectionHealth } from './connection-health.js';
 import { migrationProvider } from './migrations/index.js';
 import { PGliteDialect } from './pglite-dialect.js';
 import type { Database } from './schema.js';
@@ -17,6 +18,8 @@ export interface DatabaseHandle {
   kind: 'pglite' | 'postgres';
   /** Where the data lives, for messages; never a password. */
   location: string;
+  /** Reachability as seen by the pool and the job queue; logs "database connection lost/restored". */
+  health: ConnectionHealth;
   close(): Promise<void>;
 }
 
@@ -31,12 +34,21 @@ export type DatabaseTarget = { kind: 'postgres'; url: string } | { kind: 'pglite
 
 export async function openDatabase(target: DatabaseTarget): Promise<DatabaseHandle> {
   if (target.kind === 'postgres') {
-    const pool = new pg.Pool({ connectionString: target.url, max: 10 });
-    // A dropped idle connection must not crash the process; the pool replaces it.
-    pool.on('error', () => {});
+    const health = new ConnectionHealth();
+    // A connection that cannot be made within 5 s fails the query instead of hanging it, so an
+    // unreachable server turns into errors the callers handle (and readiness reports) at once.
+    const pool = new pg.Pool({ connectionString: target.url, max: 10, connectionTimeoutMillis: 5_000, idleTimeoutMillis: 30_000, keepAlive: true });
+    // A dropped idle connection must not crash the process; the pool replaces it. It is reported
+    // once per outage (not once per connection) through the health tracker.
+    pool.on('error', (err) => health.failed(err, 'idle connection'));
+    pool.on('connect', (client) => {
+      // An error on a checked-out client arrives with its query's rejection; without a listener
+      // the event itself would be thrown and end the process.
+      client.on('error', (err) => health.failed(err, 'connection'));
+    });
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     const url = new URL(target.url);
-    return { db, kind: 'postgres', location: `postgresql://${url.host}${url.pathname}`, close: () => db.destroy() };
+    return { db, kind: 'postgres', location: `postgresql://${url.host}${url.pathname}`, health, close: () => db.destroy() };
   }
   let dataDir: string | undefined;
   if (target.dataDir !== 'memory') {
@@ -51,7 +63,7 @@ export async function openDatabase(target: DatabaseTarget): Promise<DatabaseHand
   });
   await pglite.waitReady;
   const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) });
-  return { db, kind: 'pglite', location: dataDir ?? '(memory)', close: () => db.destroy() };
+  return { db, kind: 'pglite', location: dataDir ?? '(memory)', health: new ConnectionHealth(), close: () => db.destroy() };
 }
 
 export async function migrate(db: Db): Promise<void> {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
+import { isConnectionError, type ConnectionHealth } from '../db/connection-health.js';
 import type { Db, DbOrTx } from '../db/database.js';
 
 export interface JobContext<P> {
@@ -10,6 +11,8 @@ export interface JobContext<P> {
   attempt: number;
   db: Db;
   clock: Clock;
+  /** Aborted when this instance hands the job back at shutdown; long handlers may stop early. */
+  signal: AbortSignal;
 }
 
 export type JobHandler<P = unknown> = (job: JobContext<P>) => Promise<void>;
@@ -36,9 +39,24 @@ export interface JobQueueOptions {
   clock: Clock;
   instanceId: string;
   logger?: Logger;
-  /** How long a taken job stays ours; a crashed instance's jobs are taken again after this. */
+  /**
+   * How long a taken job stays ours without renewal; a crashed instance's jobs are taken again after
+   * this. A running instance renews the leases it holds every third of it, so a long job (a backup)
+   * is never taken by a second instance while the first is still working on it.
+   */
   leaseMs?: number;
   batchSize?: number;
+  /** Where poll failures caused by an unreachable database are reported (logged once per outage). */
+  health?: ConnectionHealth;
+}
+
+export type JobQueueState = 'idle' | 'running' | 'stopping' | 'stopped';
+
+export interface StopResult {
+  /** Jobs that were still running or claimed at the deadline and were given back to the queue. */
+  handedBack: number;
+  /** Whether every job in hand finished before the deadline. */
+  finished: boolean;
 }
 
 const RETRY_BASE_MS = 5_000;
@@ -57,6 +75,12 @@ export class JobQueue {
   readonly #logger: Logger | undefined;
   readonly #leaseMs: number;
   readonly #batchSize: number;
+  readonly #health: ConnectionHealth | undefined;
+  /** Claimed by this instance and not yet settled: renewed by the heartbeat, handed back at stop. */
+  readonly #held = new Map<string, AbortController>();
+  #heartbeat: NodeJS.Timeout | undefined;
+  #state: JobQueueState = 'idle';
+  #lastPollOkAt: number | null = null;
   readonly #handlers = new Map<string, { handler: JobHandler<never>; maxAttempts: number }>();
   readonly #schedules: ScheduleDefinition[] = [];
   #timer: NodeJS.Timeout | undefined;
@@ -70,6 +94,20 @@ export class JobQueue {
     this.#logger = opts.logger;
     this.#leaseMs = opts.leaseMs ?? 5 * 60_000;
     this.#batchSize = opts.batchSize ?? 10;
+    this.#health = opts.health;
+  }
+
+  get state(): JobQueueState {
+    return this.#state;
+  }
+
+  get instanceId(): string {
+    return this.#instanceId;
+  }
+
+  /** Milliseconds (monotonic) since the last poll that reached the database; null before the first. */
+  get msSinceLastPoll(): number | null {
+    return this.#lastPollOkAt === null ? null : Math.round(performance.now() - this.#lastPollOkAt);
   }
 
   register<P>(queue: string, handler: JobHandler<P>, opts: { maxAttempts?: number } = {}): void {
@@ -170,7 +208,13 @@ export class JobQueue {
         .returningAll()
         .execute();
       if (claimed.length === 0) return ran;
+      for (const job of claimed) this.#held.set(job.id, new AbortController());
       for (const job of claimed) {
+        // Stopping: the claims not started yet go back to the queue at once, for another instance.
+        if (this.#stopped) {
+          await this.#handBack([job.id]);
+          continue;
+        }
         await this.#runOne(job.id, job.queue, job.payload, job.attempts, job.max_attempts);
         ran++;
       }
@@ -178,12 +222,52 @@ export class JobQueue {
     return ran;
   }
 
+  /** Extends the leases of the jobs this instance holds (called by the heartbeat while started). */
+  async renewLeases(): Promise<number> {
+    const ids = [...this.#held.keys()];
+    if (ids.length === 0) return 0;
+    const res = await this.#db
+      .updateTable('jobs')
+      .set({ locked_until: new Date(this.#clock.now().getTime() + this.#leaseMs) })
+      .where('id', 'in', ids)
+      .where('state', '=', 'active')
+      .where('locked_by', '=', this.#instanceId)
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows);
+  }
+
+  /**
+   * Gives jobs back to the queue, due at once, without counting the attempt: another instance takes
+   * them on its next poll instead of waiting for the lease to run out. Settling them later from
+   * here is a no-op, since every settlement requires locked_by to still be this instance.
+   */
+  async #handBack(ids: string[]): Promise<number> {
+    if (ids.length === 0) return 0;
+    for (const id of ids) {
+      this.#held.get(id)?.abort(new Error('job handed back: instance shutting down'));
+      this.#held.delete(id);
+    }
+    const res = await this.#db
+      .updateTable('jobs')
+      .set((eb) => ({ state: 'queued', locked_by: null, locked_until: null, run_at: this.#clock.now(), attempts: eb('attempts', '-', 1) }))
+      .where('id', 'in', ids)
+      .where('state', '=', 'active')
+      .where('locked_by', '=', this.#instanceId)
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows);
+  }
+
   async #runOne(id: string, queue: string, rawPayload: unknown, attempt: number, maxAttempts: number): Promise<void> {
     const entry = this.#handlers.get(queue);
-    if (!entry) return;
+    if (!entry) {
+      this.#held.delete(id);
+      return;
+    }
     const payload = typeof rawPayload === 'string' ? (JSON.parse(rawPayload) as unknown) : rawPayload;
+    const abort = this.#held.get(id) ?? new AbortController();
     try {
-      await entry.handler({ id, queue, payload: payload as never, attempt, db: this.#db, clock: this.#clock });
+      await entry.handler({ id, queue, payload: payload as never, attempt, db: this.#db, clock: this.#clock, signal: abort.signal });
+      this.#held.delete(id);
       await this.#db
         .updateTable('jobs')
         .set({ state: 'completed', completed_at: this.#clock.now(), locked_until: null, last_error: null })
@@ -191,6 +275,9 @@ export class JobQueue {
         .where('locked_by', '=', this.#instanceId)
         .execute();
     } catch (err) {
+      // Handed back meanwhile: the job is no longer ours to settle.
+      if (abort.signal.aborted) return;
+      this.#held.delete(id);
       const message = err instanceof Error ? err.message : String(err);
       const giveUp = attempt >= maxAttempts;
       const delay = Math.min(RETRY_BASE_MS * 2 ** (attempt - 1), RETRY_MAX_MS);
@@ -214,26 +301,67 @@ export class JobQueue {
   async poll(): Promise<void> {
     await this.enqueueDueTicks();
     await this.reclaimExpiredLeases();
+    this.#lastPollOkAt = performance.now();
+    this.#health?.succeeded();
     await this.runDueJobs();
+  }
+
+  #reportFailure(err: unknown, what: string): void {
+    // An unreachable database is one outage, logged once by the health tracker; anything else is a bug to see.
+    if (this.#health && isConnectionError(err)) this.#health.failed(err, what);
+    else this.#logger?.error({ err: err instanceof Error ? err.message : String(err) }, `${what} failed`);
   }
 
   start(pollMs: number): void {
     this.#stopped = false;
+    this.#state = 'running';
     const loop = () => {
       if (this.#stopped) return;
       this.#running = this.poll()
-        .catch((err: unknown) => this.#logger?.error({ err: err instanceof Error ? err.message : String(err) }, 'job poll failed'))
+        .catch((err: unknown) => this.#reportFailure(err, 'job poll'))
         .finally(() => {
           if (!this.#stopped) this.#timer = setTimeout(loop, pollMs);
         });
     };
     loop();
+    this.#heartbeat = setInterval(() => {
+      this.renewLeases().catch((err: unknown) => this.#reportFailure(err, 'job lease renewal'));
+    }, Math.max(1000, Math.floor(this.#leaseMs / 3)));
+    this.#heartbeat.unref();
   }
 
-  /** Stops taking work and waits for the job in hand; unfinished claims return after their lease. */
-  async stop(): Promise<void> {
+  /**
+   * Stops taking work. Jobs in hand may finish until the deadline; those still running then (and
+   * any claimed but not started) are handed back so another instance takes them at once, and
+   * their handlers see their signal aborted. Without a deadline, waits for the job in hand.
+   */
+  async stop(opts: { timeoutMs?: number } = {}): Promise<StopResult> {
     this.#stopped = true;
+    if (this.#state !== 'idle') this.#state = 'stopping';
     if (this.#timer) clearTimeout(this.#timer);
-    await this.#running;
+    if (this.#heartbeat) clearInterval(this.#heartbeat);
+    const running = this.#running ?? Promise.resolve();
+    let finished = true;
+    if (opts.timeoutMs === undefined) await running;
+    else {
+      let timer: NodeJS.Timeout | undefined;
+      finished = await Promise.race([running.then(() => true), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), opts.timeoutMs)))]);
+      clearTimeout(timer);
+    }
+    let handedBack = 0;
+    if (this.#held.size > 0) {
+      try {
+        handedBack = await this.#handBack([...this.#held.keys()]);
+        // The handlers saw their signal aborted: a moment to give back what they hold (e.g. claimed e-mails) while the database is still open.
+        let grace: NodeJS.Timeout | undefined;
+        await Promise.race([running, new Promise<void>((resolve) => (grace = setTimeout(resolve, 2_000)))]);
+        clearTimeout(grace);
+      } catch (err) {
+        // The database is gone: the jobs return when their lease runs out, as after a crash.
+        this.#reportFailure(err, 'job hand-back');
+      }
+    }
+    this.#state = 'stopped';
+    return { handedBack, finished };
   }
 }

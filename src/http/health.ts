@@ -1,0 +1,61 @@
+import type { FastifyInstance } from 'fastify';
+import { sql } from 'kysely';
+import { isConnectionError } from '../core/db/connection-health.js';
+import { migrationProvider } from '../core/db/migrations/index.js';
+import type { AppContext } from './context.js';
+
+/** How long readiness waits for the database before calling it unreachable. */
+export const READINESS_DB_TIMEOUT_MS = 2_000;
+
+interface Check {
+  ok: boolean;
+  [detail: string]: unknown;
+}
+
+async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('database readiness check timed out')), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * What a load balancer asks before sending traffic here: the database answers within a short
+ * time, every migration this build knows is applied, the job worker runs (when enabled), and the
+ * instance is not shutting down. Any failing check is named, with 503.
+ */
+export async function readiness(ctx: AppContext): Promise<{ ready: boolean; failing: string[]; checks: Record<string, Check> }> {
+  const checks: Record<string, Check> = {};
+  const started = performance.now();
+  try {
+    const rows = await withTimeout(sql<{ name: string }>`select name from hokan_migrations`.execute(ctx.db), READINESS_DB_TIMEOUT_MS);
+    checks.database = { ok: true, ms: Math.round(performance.now() - started) };
+    ctx.databaseHealth?.succeeded();
+    const applied = new Set(rows.rows.map((r) => r.name));
+    const expected = Object.keys(await migrationProvider.getMigrations());
+    const missing = expected.filter((m) => !applied.has(m));
+    checks.migrations = { ok: missing.length === 0, applied: applied.size, expected: expected.length, ...(missing.length ? { missing } : {}) };
+  } catch (err) {
+    if (isConnectionError(err)) ctx.databaseHealth?.failed(err, 'readiness');
+    checks.database = { ok: false, ms: Math.round(performance.now() - started), error: err instanceof Error ? err.message : String(err) };
+    checks.migrations = { ok: false, error: 'database unreachable' };
+  }
+  const jobState = ctx.queue.state;
+  checks.jobs = ctx.config.jobsEnabled ? { ok: jobState === 'running', state: jobState, msSinceLastPoll: ctx.queue.msSinceLastPoll } : { ok: true, state: 'disabled (HOKAN_JOBS=false)' };
+  checks.draining = { ok: !ctx.lifecycle.draining, inFlight: ctx.lifecycle.inFlight };
+  const failing = Object.entries(checks).filter(([, c]) => !c.ok).map(([name]) => name);
+  return { ready: failing.length === 0, failing, checks };
+}
+
+export function registerHealthRoutes(app: FastifyInstance, ctx: AppContext): void {
+  // Liveness: the process answers. No database: a database outage must not get every instance restarted.
+  app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
+  app.get('/readyz', { schema: { hide: true } }, async (_req, reply) => {
+    const r = await readiness(ctx);
+    reply.header('cache-control', 'no-store');
+    if (r.ready) return { status: 'ready', instance: ctx.config.instanceId, checks: r.checks };
+    return reply.code(503).send({ status: 'not_ready', instance: ctx.config.instanceId, failing: r.failing, checks: r.checks });
+  });
+}
