@@ -5,10 +5,10 @@
  *
  * The monitor checks every 30 s, retries once after 10 s, as configured in production. The service
  * is stopped 1 s after a good check, the worst phase: the next check is almost a full interval away.
- * The first notice goes through the scheduler's onIncidentOpened hook: a plain first-notice e-mail is
- * queued in the outbox (queueEmail) and the notify.deliver job is enqueued at once; the job queue's
- * worker sends it to the SMTP listener. (The notice templates of issue 4 are another part; this is
- * the same path they will use.) Writes bench/results/detect.json.
+ * The first notice goes the production path: the scheduler's onIncidentOpened hook posts the
+ * automatic first notice (autoFirstNotice, 第一報 from the templates: status post + one outbox e-mail
+ * per contact, delivery enqueued in the same transaction); the job queue's worker sends it to the
+ * SMTP listener. Writes bench/results/detect.json.
  *
  * Environment: BENCH_DETECT_INTERVAL_S (default 30), BENCH_DATABASE_URL (PostgreSQL; default PGlite), BENCH_TMPDIR.
  */
@@ -20,10 +20,11 @@ import { systemActor } from '../src/core/audit/audit-log.js';
 import { systemClock } from '../src/core/clock.js';
 import { JobQueue } from '../src/core/jobs/job-queue.js';
 import { getIncident } from '../src/incidents/incidents.js';
+import { autoFirstNotice } from '../src/notify/auto-first-notice.js';
 import { createMonitor, getMonitor } from '../src/monitoring/monitors.js';
 import { MonitorScheduler } from '../src/monitoring/monitors-scheduler.js';
-import { DELIVER_EMAILS, registerNotifyJobs } from '../src/notify/jobs.js';
-import { createMailTransport, queueEmail } from '../src/notify/outbox.js';
+import { registerNotifyJobs } from '../src/notify/jobs.js';
+import { createMailTransport } from '../src/notify/outbox.js';
 import { openBenchDatabase } from './lib/database.js';
 import { fixed, renderTable, round, verdict, writeResults } from './lib/report.js';
 import { HttpTargets } from './lib/targets-child.js';
@@ -56,8 +57,9 @@ await new Promise<void>((resolve) => smtp.listen(0, '127.0.0.1', () => resolve()
 const smtpUrl = `smtp://127.0.0.1:${(smtp.server.address() as AddressInfo).port}`;
 
 const queue = new JobQueue({ db: database.db, clock: systemClock, instanceId: 'bench', logger });
-registerNotifyJobs(queue, () => createMailTransport(smtpUrl, 'hokan <noreply@localhost>'));
+registerNotifyJobs(queue, () => createMailTransport(smtpUrl, 'hokan <noreply@localhost>'), { providerName: 'hokan bench', publicUrl: 'http://127.0.0.1:8080', stopReminderHours: 24 });
 let openedAt: number | null = null;
+const firstNotice = autoFirstNotice({ db: database.db, clock: systemClock, queue, providerName: 'hokan bench', publicUrl: 'http://127.0.0.1:8080', logger });
 const actor = systemActor('bench');
 const customer = await createCustomer(database.db, systemClock, actor, { code: 'detect', name: 'ベンチ介護株式会社', contactEmail: 'contact@detect.example.jp' });
 const scheduler = new MonitorScheduler({
@@ -65,16 +67,9 @@ const scheduler = new MonitorScheduler({
   clock: systemClock,
   instanceId: 'bench',
   logger,
-  async onIncidentOpened(incidentId) {
+  async onIncidentOpened(incidentId, monitorId) {
     openedAt = Date.now();
-    const incident = await getIncident(database.db, systemClock, incidentId);
-    await queueEmail(database.db, systemClock, {
-      dedupeKey: `incident-first-notice:${incidentId}:${customer.contactEmail}`,
-      to: customer.contactEmail,
-      subject: `【重要】障害通知（第一報） / Incident notice: ${incident.title}`.slice(0, 300),
-      text: `障害が発生しました。詳細は追ってお知らせします。\n発生: ${incident.times.occurred}\n検知: ${incident.times.detected}\n\nAn incident occurred; details will follow.`,
-    });
-    await queue.enqueue(database.db, DELIVER_EMAILS, {}, { singletonKey: `first-notice:${incidentId}` });
+    await firstNotice(incidentId, (await getMonitor(database.db, monitorId)).component);
   },
 });
 try {
@@ -119,7 +114,7 @@ try {
     detect_s: round(detectS, 2),
     first_notice_s: round(noticeS, 2),
     occurred_after_stop_s: round(occurredLagS, 2),
-    first_notice_path: 'onIncidentOpened → queueEmail (plain first notice; templates are another part of issue 4) → notify.deliver job → SMTP listener',
+    first_notice_path: 'onIncidentOpened → autoFirstNotice (第一報 template, status post, outbox) → notify.deliver job → SMTP listener',
     targets: { first_notice_s: TARGET_FIRST_NOTICE_S, detect_s: TARGET_DETECT_S },
     pass: noticeS <= TARGET_FIRST_NOTICE_S && detectS <= TARGET_DETECT_S,
   });

@@ -21,6 +21,8 @@ import { registerHardwareJobs, SelfSampler } from './monitoring/hardware-jobs.js
 import { registerRoundJobs } from './monitoring/rounds-jobs.js';
 import { registerMonitoringJobs } from './monitoring/monitors-jobs.js';
 import { MonitorScheduler, type MonitorSchedulerOptions } from './monitoring/monitors-scheduler.js';
+import { getMonitor } from './monitoring/monitors.js';
+import { autoFirstNotice } from './notify/auto-first-notice.js';
 import { createMailTransport } from './notify/outbox.js';
 import { parseBlobStoreUrl, type BlobStore } from './storage/index.js';
 
@@ -73,7 +75,10 @@ export async function createApp(
   registerBackupJobs(queue, { live: files, settings: backup, instanceId: config.instanceId, providerName: config.providerName, logger });
   const gateway = opts.gateway === false ? undefined : await Gateway.create(loadGatewaySettings(opts.env ?? process.env), database.db, clock, logger);
   registerMonitoringJobs(queue, { resultDays: config.monitorResultDays });
-  const monitors = new MonitorScheduler({ db: database.db, clock, instanceId: config.instanceId, logger, backup, concurrency: config.monitorConcurrency, ...(opts.onIncidentOpened ? { onIncidentOpened: opts.onIncidentOpened } : {}) });
+  const firstNotice = config.autoFirstNotice ? autoFirstNotice({ db: database.db, clock, queue, providerName: config.providerName, publicUrl: config.publicUrl, logger }) : null;
+  const onIncidentOpened: MonitorSchedulerOptions['onIncidentOpened'] =
+    opts.onIncidentOpened ?? (firstNotice ? async (incidentId, monitorId) => firstNotice(incidentId, (await getMonitor(database.db, monitorId).catch(() => null))?.component ?? null) : undefined);
+  const monitors = new MonitorScheduler({ db: database.db, clock, instanceId: config.instanceId, logger, backup, concurrency: config.monitorConcurrency, ...(onIncidentOpened ? { onIncidentOpened } : {}) });
   const lifecycle = new Lifecycle();
   const ctx: AppContext = { db: database.db, clock, config, queue, logger, files, backup, gateway, monitors, lifecycle, databaseHealth: database.health };
   const server = await buildServer(ctx);

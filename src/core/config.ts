@@ -22,6 +22,7 @@ const envSchema = z.object({
   HOKAN_COOKIE_SECURE: bool.default(false),
   HOKAN_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   HOKAN_JOBS: bool.default(true),
+  HOKAN_AUTO_FIRST_NOTICE: bool.default(true),
   HOKAN_JOB_POLL_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
   HOKAN_INSTANCE_ID: z.string().min(1).max(100).optional(),
   HOKAN_JOB_LEASE_SECONDS: z.coerce.number().int().min(5).max(3600).default(60),
@@ -62,6 +63,8 @@ export interface Config {
   cookieSecure: boolean;
   logLevel: string;
   jobsEnabled: boolean;
+  /** R8.1: a monitor-opened incident gets its first notice (the fact only) posted at once. */
+  autoFirstNotice: boolean;
   jobPollMs: number;
   instanceId: string;
   /** How long a claimed job stays this instance's without renewal (renewed every third of it while alive). */
@@ -123,6 +126,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     cookieSecure: e.HOKAN_COOKIE_SECURE,
     logLevel: e.HOKAN_LOG_LEVEL,
     jobsEnabled: e.HOKAN_JOBS,
+    autoFirstNotice: e.HOKAN_AUTO_FIRST_NOTICE,
     jobPollMs: e.HOKAN_JOB_POLL_MS,
     instanceId: e.HOKAN_INSTANCE_ID ?? `${process.pid}@${Math.random().toString(36).slice(2, 8)}`,
     jobLeaseMs: e.HOKAN_JOB_LEASE_SECONDS * 1000,
@@ -161,6 +165,7 @@ export const configReference: Array<[name: string, def: string, meaning: string]
   ['HOKAN_COOKIE_SECURE', 'false', 'mark the session cookie Secure (set true behind HTTPS)'],
   ['HOKAN_LOG_LEVEL', 'info', 'pino log level'],
   ['HOKAN_JOBS', 'true', 'run scheduled jobs and the job worker in this instance'],
+  ['HOKAN_AUTO_FIRST_NOTICE', 'true', 'post the first notice (第一報, the fact only) of an incident a monitor opens at once, to the status page and by e-mail (R8.1)'],
   ['HOKAN_JOB_POLL_MS', '1000', 'how often the worker looks for due jobs'],
   ['HOKAN_INSTANCE_ID', 'pid@random', 'name of this instance in job locks and logs'],
   ['HOKAN_JOB_LEASE_SECONDS', '60', 'how long a claimed job stays with its instance without renewal; a live instance renews every third of it, a dead one\'s jobs are taken over after it'],
