@@ -1,10 +1,10 @@
 import type { Clock } from '../core/clock.js';
 import type { DbOrTx } from '../core/db/database.js';
-import type { Bilingual } from '../core/i18n.js';
+import { bi, type Bilingual } from '../core/i18n.js';
 import { addDays, japanDateOf, startOfJapanDay } from '../core/japan-time.js';
 import { listIncidents } from '../incidents/incidents.js';
 import { listStops, reasonLabel, stopState } from '../incidents/stops.js';
-import { incidentComponentMap, listComponents, stopComponentMap } from './components.js';
+import { incidentComponentMap, listComponents, stopComponentMap, type StatusComponentDef } from './components.js';
 import { incidentPosts } from './notices.js';
 
 /**
@@ -58,7 +58,9 @@ function downOutside(down: readonly Interval[], maintenance: readonly Interval[]
 export async function statusSnapshot(db: DbOrTx, clock: Clock): Promise<StatusSnapshot> {
   const now = clock.now();
   const t = now.getTime();
-  const components = await listComponents(db);
+  const registered = await listComponents(db);
+  // Before an operator has named any component, the page still shows the service as one whole.
+  const components: StatusComponentDef[] = registered.length > 0 ? registered : [{ key: 'service', name: bi('サービス', 'Service'), position: 0, createdAt: new Date(0).toISOString() }];
   const incidents = await listIncidents(db, clock);
   const stops = (await listStops(db)).filter((s) => !s.cancelledAt);
   const incComp = await incidentComponentMap(db, incidents.map((i) => i.id));

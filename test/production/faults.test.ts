@@ -210,7 +210,7 @@ describe.skipIf(!postgresUrl)('SIGKILL of one of two instances (PostgreSQL)', ()
     }
   }, 300_000);
 
-  it('R8.2 during an e-mail fan-out to 1,000 addresses: the other instance sends the rest; each address gets its notice, a resend only of the one in flight (same Message-ID)', async () => {
+  it('R8.2 during an e-mail fan-out to 1,000 addresses: the other instance sends the rest; each address gets its notice, a resend only of the sends in flight (same Message-ID)', async () => {
     const smtp = new TestSmtpListener();
     await smtp.start();
     const s = await setUp({ HOKAN_SMTP_URL: smtp.url });
@@ -234,9 +234,10 @@ describe.skipIf(!postgresUrl)('SIGKILL of one of two instances (PostgreSQL)', ()
       const missing = Array.from({ length: N }, (_, i) => `u${i}@example.jp`).filter((addr) => !byAddress.has(addr));
       expect(missing).toEqual([]);
       const repeated = [...byAddress].filter(([, ids]) => ids.length > 1);
-      // The one message being sent when A died may have reached the server before A could record
-      // it: it is sent again, with the same Message-ID, so the receiving side sees one notice.
-      expect(repeated.length).toBeLessThanOrEqual(1);
+      // A message accepted by the server in the instant before A could record it is sent again,
+      // with the same Message-ID, so the receiving side sees one notice. Only sends in flight at
+      // the kill can be in that window: at most HOKAN_SMTP_MAX_CONNECTIONS × 4 (20 by default).
+      expect(repeated.length).toBeLessThanOrEqual(20);
       for (const [, ids] of repeated) expect(new Set(ids).size).toBe(1);
       expect(smtp.received.length).toBe(N + repeated.length);
       console.log(`fan-out: ${atKill} sent by A before SIGKILL, ${smtp.received.length - atKill} by B, ${repeated.length} resent`);
