@@ -35,9 +35,9 @@ export function consoleForm<S extends z.ZodType>(
   app: FastifyInstance,
   deps: WebDeps,
   path: string,
-  opts: { form: (req: FastifyRequest) => string; roles: OperatorRole[]; schema: S; input: (f: FormData) => unknown; run: (data: z.output<S>, p: Operator, req: FastifyRequest) => Promise<string>; page: PageFn },
+  opts: { form: (req: FastifyRequest) => string; roles: OperatorRole[]; schema: S; input: (f: FormData) => unknown; run: (data: z.output<S>, p: Operator, req: FastifyRequest) => Promise<string>; page: PageFn; bodyLimit?: number },
 ): void {
-  app.post(path, { schema: { hide: true } }, async (req, reply) => {
+  app.post(path, { schema: { hide: true }, ...(opts.bodyLimit ? { bodyLimit: opts.bodyLimit } : {}) }, async (req, reply) => {
     const p = requireHuman(req, 'console') as Operator;
     const f = (req.body ?? {}) as FormData;
     checkCsrf(deps.csrf, req, f);
@@ -110,7 +110,7 @@ export function registerConsoleTerms(app: FastifyInstance, deps: WebDeps): void 
       ...articles.map((a) => ({ value: `article:${a.number}`, label: `第${a.number}条（${a.heading}）` })),
       ...Object.entries(NAMED_TOPICS).map(([value, l]) => ({ value, label: l[locale] })),
     ];
-    return page(reply, pc, t('利用規約とお知らせ', 'Terms and notices'), '/console/terms', html`${doneNote(req, DONE(t))}
+    return page(reply, pc, t('利用規約とお知らせ', 'Terms and notices'), '/console/terms', html`${doneNote(req, DONE(t))}${state?.form === 'publish-notice' && state.message ? html`<div class="alert" role="alert">${state.message}</div>` : ''}
 <h2>${t('版', 'Versions')}</h2>
 ${versions.length ? html`<div class="table-wrap"><table><thead><tr><th scope="col">${t('版', 'Edition')}</th><th scope="col">${t('施行日', 'Effective')}</th><th scope="col">${t('状態', 'State')}</th><th scope="col">${t('条数', 'Articles')}</th></tr></thead>
 <tbody>${versions.map((v) => html`<tr><td><a href="/console/terms/versions/${v.id}">${v.edition}</a></td><td>${fmtDate(v.effectiveDate, locale)}</td><td>${v.state === 'draft' ? t('下書き', 'draft') : html`${t('公開', 'published')} ${fmtTime(v.publishedAt, locale)}`}</td><td>${v.counts.articles}</td></tr>`)}</tbody></table></div>` : html`<p>${t('版はまだありません。', 'No versions yet.')}</p>`}
@@ -158,13 +158,15 @@ ${field('notice', { name: 'customerIds', label: t('宛先のお客様（選ば�
     input: (f) => ({ edition: str(f, 'edition') ?? '', effectiveDate: str(f, 'effectiveDate') ?? '', text: typeof f['text'] === 'string' ? f['text'] : '' }),
     run: async (d, p) => `/console/terms/versions/${(await importTermsVersion(ctx.db, ctx.clock, actorOf(p), d)).version.id}?done=imported`,
     page: termsPage,
+    // A terms document of up to 512 KiB characters, URL-encoded (a Japanese character is 9 bytes).
+    bodyLimit: 5 * 1024 * 1024,
   });
 
-  const versionPage: PageFn = async (req, reply, p, _state, status = 200) => {
+  const versionPage: PageFn = async (req, reply, p, state, status = 200) => {
     const pc = pcOf(req, reply, p);
     const { t, locale } = pc;
     const v = await getTermsVersion(ctx.db, uuidParam(req, 'versionId'), { includeDrafts: true });
-    return page(reply, pc, t(`利用規約 ${v.edition}`, `Terms of use, edition ${v.edition}`), `/console/terms/versions/${v.id}`, html`${doneNote(req, DONE(t))}
+    return page(reply, pc, t(`利用規約 ${v.edition}`, `Terms of use, edition ${v.edition}`), `/console/terms/versions/${v.id}`, html`${doneNote(req, DONE(t))}${state?.message ? html`<div class="alert" role="alert">${state.message}</div>` : ''}
 <p><a href="/console/terms">${t('利用規約とお知らせ', 'Terms and notices')}</a></p>
 <dl class="facts"><dt>${t('状態', 'State')}</dt><dd data-testid="version-state">${v.state === 'draft' ? t('下書き', 'draft') : t('公開', 'published')}</dd>
 <dt>${t('施行日', 'Effective')}</dt><dd>${fmtDate(v.effectiveDate, locale)}</dd>
@@ -234,7 +236,7 @@ ${v.state === 'draft' ? html`<p>${t('公開すると変更できなくなり、�
   });
 
   consoleForm(app, deps, '/console/terms/notices/:termsNoticeId/publish', {
-    form: () => 'notice',
+    form: () => 'publish-notice',
     roles: ['admin', 'operator'],
     schema: z.object({}),
     input: () => ({}),
