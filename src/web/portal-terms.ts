@@ -180,11 +180,9 @@ ${diffForm('/portal/terms/diff', versions, pc)}`,
   };
   app.get('/portal/terms', { schema: { hide: true } }, async (req, reply) => termsPage(req, reply, customer(req)));
 
-  app.get('/portal/terms/versions/:versionId', { schema: { hide: true } }, async (req, reply) => {
-    const p = customer(req);
+  const versionPage = async (req: FastifyRequest, reply: FastifyReply, p: Customer, id: string, state?: FormState, status = 200) => {
     const pc = pcOf(req, reply, p);
     const { t, locale } = pc;
-    const id = (req.params as { versionId: string }).versionId;
     if (!z.uuid().safeParse(id).success) throw errors.notFound('利用規約の版 / terms version', id);
     const v = await getTermsVersion(ctx.db, id);
     return shell(reply, pc, {
@@ -192,12 +190,14 @@ ${diffForm('/portal/terms/diff', versions, pc)}`,
       nav: nav(pc),
       title: t(`利用規約 ${v.edition}`, `Terms of use, edition ${v.edition}`),
       path: `/portal/terms/versions/${v.id}`,
+      status,
       body: html`<p><a href="/portal/terms">${t('利用規約に戻る', 'Back to the terms')}</a></p>
 <dl class="facts"><dt>${t('施行日', 'Effective')}</dt><dd>${fmtDate(v.effectiveDate, locale)}</dd><dt>${t('公開', 'Published')}</dt><dd>${fmtTime(v.publishedAt, locale)}</dd><dt>SHA-256</dt><dd><code>${v.sourceSha256}</code></dd></dl>
-${isAdmin(p) ? disagreeForm(pc, 'terms_version', v.id, undefined) : ''}
+${isAdmin(p) ? disagreeForm(pc, 'terms_version', v.id, state) : ''}
 ${documentHtml(v.document, pc)}`,
     });
-  });
+  };
+  app.get('/portal/terms/versions/:versionId', { schema: { hide: true } }, async (req, reply) => versionPage(req, reply, customer(req), (req.params as { versionId: string }).versionId));
 
   app.get('/portal/terms/diff', { schema: { hide: true } }, async (req, reply) => {
     const p = customer(req);
@@ -294,7 +294,9 @@ ${c.state === 'open' && isAdmin(p)
     const locale: Locale = pcOf(req, reply, p).locale;
     const changeId = str(f, 'changeId') ?? '';
     const formId = `disagree-${changeId}`;
-    const back = str(f, 'changeKind') === 'notice' ? noticesPage : termsPage;
+    // A refusal re-renders the page that holds the form: the notices, or that version's page.
+    const back = (rq: FastifyRequest, rp: FastifyReply, pp: Customer, st: FormState, code: number) =>
+      str(f, 'changeKind') === 'notice' || !z.uuid().safeParse(changeId).success ? noticesPage(rq, rp, pp, st, code) : versionPage(rq, rp, pp, changeId, st, code);
     const parsed = validate(disagreementBody, { changeKind: str(f, 'changeKind'), changeId, message: str(f, 'message') ?? '' }, locale);
     if (!parsed.ok) return back(req, reply, p, { form: formId, values: f, errors: parsed.errors }, 400);
     try {

@@ -136,6 +136,15 @@ for (const kind of databaseKinds) {
       expect(twice.statusCode).toBe(409);
       expect(twice.body).toContain('この変更についての協議は既に開かれています');
 
+      // Disagreeing with a terms version: a refusal shows on that version's page, next to the field.
+      const emptyV = await postForm(app, sakuraAdmin, `/portal/terms/versions/${v7}`, '/portal/terms/consultations', { changeKind: 'terms_version', changeId: v7, message: '' });
+      expect(emptyV.statusCode).toBe(400);
+      expect(emptyV.body).toContain(`id="disagree-${v7}-message-error">入力してください。`);
+      expect(emptyV.body).toContain('第4条（提供区域）');
+      const onVersion = await postForm(app, sakuraAdmin, '/portal/terms', '/portal/terms/consultations', { changeKind: 'terms_version', changeId: v7, message: '7版の第4条に同意できません。' });
+      expect(onVersion.statusCode).toBe(303);
+      expect((await get('/portal/terms/consultations', sakuraMember)).body).toContain('利用規約 7版');
+
       const inbox = await get('/console/consultations', ope);
       expect(inbox.body).toContain(`href="/console/consultations/${consultationId}"`);
       expect(inbox.body).toContain('sakura 株式会社');

@@ -126,12 +126,12 @@ for (const kind of haveChromium ? databaseKinds : []) {
       await page.getByRole('button', { name: /サインイン|Sign in/ }).click();
       await page.waitForURL(/\/console$/);
       for (const lang of ['ja', 'en'] as const) {
-        for (const url of ['/console/terms', `/console/terms/versions/${v2}`, '/console/consultations', '/console/reports', '/console/breaches']) {
-          const res = await page.goto(`${base}${url}${url.includes('?') ? '&' : '?'}lang=${lang}`);
+        for (const [url, name] of [['/console/terms', 'console-terms'], [`/console/terms/versions/${v2}`, 'console-terms-version'], ['/console/consultations', 'console-consultations'], ['/console/reports', 'console-reports'], ['/console/breaches', 'console-breaches']] as const) {
+          const res = await page.goto(`${base}${url}?lang=${lang}`);
           expect(res?.status(), url).toBe(200);
           const unlabeled = await page.evaluate(() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')].filter((el) => !(el as HTMLInputElement).labels?.length).length);
           expect(unlabeled, url).toBe(0);
-          await shot(page, `${kind}-${url.slice(1).replaceAll('/', '-')}.${lang}`);
+          await shot(page, `${kind}-${name}.${lang}`);
         }
       }
     });
