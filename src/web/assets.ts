@@ -70,6 +70,7 @@ ol.posts{list-style:none;padding:0;margin:.5rem 0}
 ol.posts li{border-left:4px solid var(--line);padding:.25rem .75rem;margin:.5rem 0}
 .post-label{font-weight:700}
 .progress{width:100%;max-width:36rem;height:1.5rem}
+ins.d{background:#d8f0de;color:#0a3d1a;text-decoration:underline}del.d{background:#fbe0e3;color:#6b0013;text-decoration:line-through}.diff-line{white-space:pre-wrap;margin:.1rem 0;font-size:.95rem}.tag{display:inline-block;border:1px solid var(--line);border-radius:3px;padding:0 .4rem;font-size:.85rem;font-weight:600;margin-left:.5rem}.tag-added{background:#d8f0de}.tag-removed{background:#fbe0e3}.tag-changed{background:#fff1cc}.terms p{margin:.25rem 0}.terms ul{margin:.25rem 0 .5rem}
 .sr-only{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
 dl.facts{display:grid;grid-template-columns:minmax(8rem,max-content) 1fr;gap:.25rem 1rem;margin:.5rem 0}
 dl.facts dt{font-weight:600}dl.facts dd{margin:0}

@@ -39,6 +39,7 @@ import { html, type Html } from './html.js';
 import { fmtBytes, fmtDate, fmtTime, type T } from './i18n.js';
 import { checked, checkCsrf, field, form, jstInstant, list, refusalState, requireHuman, seeOther, str, toJstLocal, validate, type FormData, type FormState, type Human, type WebDeps } from './kit.js';
 import type { NavItem } from './layout.js';
+import { consoleMoreNav } from './nav-more.js';
 import { contractFacts, incidentTable } from './portal.js';
 import { actionButton, doneNote, pageContext, shell, type PageContext } from './shell.js';
 
@@ -47,7 +48,7 @@ type PageFn = (req: FastifyRequest, reply: FastifyReply, p: Operator, state?: Fo
 
 const DONE = (t: T): Record<string, string> => ({ saved: t('記録しました。', 'Saved.'), queued: t('バックアップを開始しました。', 'The backup was queued.') });
 
-function nav(pc: PageContext): NavItem[] {
+export function nav(pc: PageContext): NavItem[] {
   const { t } = pc;
   return [
     { href: '/console', label: t('概要', 'Overview') },
@@ -57,6 +58,7 @@ function nav(pc: PageContext): NavItem[] {
     { href: '/console/backups', label: t('バックアップ', 'Backups') },
     { href: '/console/gateway', label: t('IDS・海外・不正利用', 'IDS, abroad, misuse') },
     { href: '/console/audit', label: t('監査ログ', 'Audit log') },
+    ...consoleMoreNav(pc),
   ];
 }
 

@@ -20,11 +20,12 @@ import { html, type Html } from './html.js';
 import { fmtBytes, fmtDate, fmtTime, fmtYen } from './i18n.js';
 import { checkCsrf, field, form, refusalState, requireHuman, seeOther, str, validate, type FormData, type FormState, type Human, type WebDeps } from './kit.js';
 import { type NavItem } from './layout.js';
+import { portalMoreNav } from './nav-more.js';
 import { actionButton, doneNote, pageContext, shell, type PageContext } from './shell.js';
 
 type Customer = Extract<Human, { kind: 'customer_user' }>;
 
-function nav(pc: PageContext): NavItem[] {
+export function nav(pc: PageContext): NavItem[] {
   const { t } = pc;
   const admin = pc.p.kind === 'customer_user' && pc.p.role === 'customer_admin';
   return [
@@ -37,6 +38,7 @@ function nav(pc: PageContext): NavItem[] {
           { href: '/portal/users', label: t('ユーザーとAPIトークン', 'Users and API tokens') },
         ]
       : []),
+    ...portalMoreNav(pc),
     { href: '/status', label: t('稼働状況', 'Status') },
   ];
 }

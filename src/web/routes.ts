@@ -8,11 +8,15 @@ import type { AppContext } from '../http/context.js';
 import { SESSION_COOKIE } from '../http/route-kit.js';
 import { registerAssetRoutes } from './assets.js';
 import { registerConsole } from './console.js';
+import { registerConsoleReports } from './console-reports.js';
+import { registerConsoleTerms } from './console-terms.js';
 import { html, type Html } from './html.js';
 import { localeOf, rememberLocale, translator } from './i18n.js';
 import { checkCsrf, CsrfError, CsrfKey, csrfBinding, field, form, parseForm, RedirectTo, refusalState, seeOther, str, validate, type Face, type FormData, type FormState, type WebDeps } from './kit.js';
 import { page, sendPage } from './layout.js';
 import { registerPortal } from './portal.js';
+import { registerPortalReports } from './portal-reports.js';
+import { registerPortalTerms } from './portal-terms.js';
 import { createStatusPageCache, registerStatusPage } from './status-page.js';
 
 /** Only local paths of the same face, so the sign-in cannot be turned into an open redirect. */
@@ -128,5 +132,9 @@ export async function registerWeb(app: FastifyInstance, ctx: AppContext): Promis
 
     registerPortal(web, deps);
     registerConsole(web, deps);
+    registerPortalTerms(web, deps);
+    registerPortalReports(web, deps);
+    registerConsoleTerms(web, deps);
+    registerConsoleReports(web, deps);
   });
 }
