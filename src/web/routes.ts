@@ -8,6 +8,8 @@ import type { AppContext } from '../http/context.js';
 import { SESSION_COOKIE } from '../http/route-kit.js';
 import { registerAssetRoutes } from './assets.js';
 import { registerConsole } from './console.js';
+import { registerConsoleMonitoring } from './console-monitoring.js';
+import { registerConsoleNotices } from './console-notices.js';
 import { html, type Html } from './html.js';
 import { localeOf, rememberLocale, translator } from './i18n.js';
 import { checkCsrf, CsrfError, CsrfKey, csrfBinding, field, form, parseForm, RedirectTo, refusalState, seeOther, str, validate, type Face, type FormData, type FormState, type WebDeps } from './kit.js';
@@ -128,5 +130,7 @@ export async function registerWeb(app: FastifyInstance, ctx: AppContext): Promis
 
     registerPortal(web, deps);
     registerConsole(web, deps);
+    registerConsoleMonitoring(web, deps);
+    registerConsoleNotices(web, deps);
   });
 }
