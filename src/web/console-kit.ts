@@ -66,7 +66,7 @@ export function consoleKit(app: FastifyInstance, deps: WebDeps) {
       } catch (err) {
         if (err instanceof HokanError && err.httpStatus < 500 && err.code !== 'not_found') {
           const errorsOf: Record<string, string> = {};
-          for (const d of err.details) errorsOf[d.path.split('.')[0] || '_'] ??= err.details.length === 1 ? err.messages[locale] : d.message;
+          for (const d of err.details) errorsOf[d.path.split('.')[0] || '_'] ??= fieldMessage(err, d, locale);
           const state: FormState = { form: formId, values: f, errors: rename(errorsOf), message: err.messages[locale] };
           return opts.page(req, reply, p, opts.mapErrors ? opts.mapErrors(state, err, f, locale) : state, err.httpStatus);
         }
@@ -78,6 +78,13 @@ export function consoleKit(app: FastifyInstance, deps: WebDeps) {
     });
   }
   return { operator, pcOf, page, param, action };
+}
+
+/** The message for one refused field: the bilingual message (without its "path: " prefix) when it is the only one, else the detail. */
+export function fieldMessage(err: HokanError, d: { path: string; message: string }, locale: Locale): string {
+  if (err.details.length !== 1) return d.message;
+  const m = err.messages[locale];
+  return m.startsWith(`${d.path}: `) ? m.slice(d.path.length + 2) : m;
 }
 
 /** A form number: empty → undefined (the schema's default applies), otherwise Number (NaN is refused by the schema). */

@@ -13,7 +13,7 @@ import { latestSample, querySeries } from '../monitoring/hardware-samples.js';
 import { createMonitor, deleteMonitor, getMonitor, listMonitors, MONITOR_KINDS, monitorInput, monitorResults, updateMonitor, type MonitorKind, type MonitorView } from '../monitoring/monitors.js';
 import { getChecklist, listChecklists, listRounds, recordRound, roundDueStates, type ChecklistView } from '../monitoring/rounds.js';
 import { lineChart } from './charts-line.js';
-import { consoleKit, num, type Operator, type PageFn } from './console-kit.js';
+import { consoleKit, fieldMessage, num, type Operator, type PageFn } from './console-kit.js';
 import { html, type Html } from './html.js';
 import { fmtTime, type T } from './i18n.js';
 import { checked, field, form, jstInstant, list, str, type FormData, type FormState, type WebDeps } from './kit.js';
@@ -342,8 +342,8 @@ ${rounds.length ? html`<ul>${rounds.map((r) => html`<li data-testid="round">${fm
       for (const d of err.details) {
         const m = /^results\.(\d+)\.(\w+)$/.exec(d.path);
         const key = m ? keys[Number(m[1])] : undefined;
-        if (m && key) out.errors[`${m[2] === 'incident' ? 'incident' : m[2] === 'itemKey' ? 'status' : 'note'}-${key}`] = err.messages[locale];
-        else out.errors[d.path.split('.')[0] || '_'] = err.messages[locale];
+        if (m && key) out.errors[`${m[2] === 'incident' ? 'incident' : m[2] === 'itemKey' ? 'status' : 'note'}-${key}`] = fieldMessage(err, d, locale);
+        else out.errors[d.path.split('.')[0] || '_'] = fieldMessage(err, d, locale);
       }
       return out;
     },
