@@ -108,6 +108,17 @@ ${group('backup_freshness', f('maxAgeHours', t('最新バックアップの許�
 ${group('offsite_lag', f('maxLagHours', t('遠隔地コピーの許容遅れ（時間・空欄で周期）', 'Maximum remote-copy lag (hours; empty: the cycle)'), { type: 'number' }))}`;
 }
 
+/** HH:MM in Japan time, for a chart's axis. */
+const hhmm = (d: Date) => fmtTime(d, 'en').slice(-9, -4);
+const cap = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
+/** The chart starts at the first point (less a margin) when the data covers less than the range. */
+function chartFrom(points: Array<{ at: Date }>, from: Date, to: Date): Date {
+  const first = points[0]?.at.getTime();
+  if (first === undefined) return from;
+  const start = first - Math.max(60_000, (to.getTime() - first) * 0.05);
+  return new Date(Math.max(from.getTime(), start));
+}
+
 function tokenOnce(pc: PageContext, label: string, token: string): Html {
   const { t } = pc;
   return html`<div class="notice" role="status" data-testid="token-once"><p><strong>${label}</strong></p><p>${t('この値は今回だけ表示されます。控えてから画面を閉じてください。', 'Shown only this once: copy it before leaving the page.')}</p><p><code>${token}</code></p></div>`;
@@ -170,13 +181,12 @@ ${form({ id: 'monitor-new', action: '/console/monitors', csrf: pc.csrf, submit: 
     }
     const history = await listAudit(ctx.db, { subjectType: 'monitor', subjectId: m.id, limit: 100 });
     const canWrite = hasOperatorRole(p, ...WRITE);
-    const hhmm = (d: Date) => fmtTime(d, locale).slice(-(locale === 'ja' ? 5 : 9));
     return page(reply, pc, m.name, '/console/monitors', html`${doneNote(req, DONE(t))}
 <dl class="facts"><dt>${t('種類', 'Kind')}</dt><dd>${t(KIND_LABEL[m.kind][0], KIND_LABEL[m.kind][1])}</dd><dt>${t('状態', 'State')}</dt><dd data-testid="monitor-state">${t(STATE_LABEL[m.state][0], STATE_LABEL[m.state][1])}</dd>
 <dt>${t('過去24時間', 'Last 24 hours')}</dt><dd>${res.summary.checks} ${t('回確認', 'checks')} · ${t('失敗', 'failed')} ${res.summary.failed} · ${t('稼働率', 'uptime')} ${res.summary.uptimePct ?? '—'}% · ${t('平均', 'avg')} ${res.summary.avgLatencyMs ?? '—'} ms</dd>
 ${m.openIncidentId ? html`<dt>${t('障害', 'Incident')}</dt><dd><a href="/console/incidents/${m.openIncidentId}">${t('対応中の障害', 'open incident')}</a></dd>` : ''}</dl>
 <h2>${t('応答時間（過去24時間）', 'Latency (last 24 hours)')}</h2>
-${lineChart([{ name: t('応答時間', 'latency'), color: '#1f4e99', points: pts }], { from, to, unit: 'ms', summary: t(`応答時間の推移: ${res.summary.checks}回の確認、平均${res.summary.avgLatencyMs ?? '—'}ms、失敗${res.summary.failed}回`, `Latency over 24 h: ${res.summary.checks} checks, average ${res.summary.avgLatencyMs ?? '—'} ms, ${res.summary.failed} failed`), label: hhmm })}
+${lineChart([{ name: t('応答時間', 'latency'), color: '#1f4e99', points: pts }], { from: chartFrom(pts, from, to), to, unit: 'ms', summary: t(`応答時間の推移: ${res.summary.checks}回の確認、平均${res.summary.avgLatencyMs ?? '—'}ms、失敗${res.summary.failed}回`, `Latency over 24 h: ${res.summary.checks} checks, average ${res.summary.avgLatencyMs ?? '—'} ms, ${res.summary.failed} failed`), label: hhmm })}
 <h2>${t('状態の履歴', 'State history')}</h2>
 ${runs.length ? html`<ul>${runs.reverse().slice(0, 50).map((r) => html`<li>${r.ok ? t('成功', 'passing') : html`<strong>${t('失敗', 'failing')}</strong>`} · ${fmtTime(r.from, locale)} – ${fmtTime(r.to, locale)} · ${r.checks} ${t('回', 'checks')}${r.error ? html` · ${r.error}` : ''}</li>`)}</ul>` : html`<p>${t('まだ確認結果がありません。', 'No checks yet.')}</p>`}
 ${canWrite ? html`<details class="action"${state?.form === 'monitor-edit' ? html` open` : ''}><summary>${t('設定を変更する', 'Edit')}</summary>${form({ id: 'monitor-edit', action: `/console/monitors/${m.id}`, csrf: pc.csrf, submit: t('保存する', 'Save'), state, locale, fields: monitorFields(pc, 'monitor-edit', state, m.kind, monitorValues(m), m.enabled) })}</details>
@@ -250,8 +260,8 @@ ${hasOperatorRole(p, ...WRITE) ? html`<details class="action"${state?.form === '
       const s = await querySeries(ctx.db, host.id, c.metric, from, to);
       const label = METRIC_LABELS[c.metric];
       const last = s.points.at(-1);
-      charts.push(html`<h3>${label[locale]}</h3>${s.points.length
-        ? lineChart([{ name: label[locale], color: c.color, points: s.points.map((x) => ({ at: new Date(x.at), value: x.value })) }], { from, to, unit: label.unit, ...(c.max ? { max: c.max } : {}), summary: t(`${label.ja}の推移（過去24時間、最新 ${last?.value.toFixed(1)}${label.unit}）`, `${label.en} over 24 h (latest ${last?.value.toFixed(1)}${label.unit})`), label: (d) => fmtTime(d, locale).slice(-(locale === 'ja' ? 5 : 9)) })
+      charts.push(html`<h3>${cap(label[locale])}</h3>${s.points.length
+        ? lineChart([{ name: cap(label[locale]), color: c.color, points: s.points.map((x) => ({ at: new Date(x.at), value: x.value })) }], { from: chartFrom(s.points.map((x) => ({ at: new Date(x.at) })), from, to), to, unit: label.unit, ...(c.max ? { max: c.max } : {}), summary: t(`${label.ja}の推移（過去24時間、最新 ${last?.value.toFixed(1)}${label.unit}）`, `${label.en} over 24 h (latest ${last?.value.toFixed(1)}${label.unit})`), label: hhmm })
         : html`<p>${t('データがありません。', 'No data.')}</p>`}`);
     }
     const latest = await latestSample(ctx.db, host.id);
