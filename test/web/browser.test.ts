@@ -90,6 +90,11 @@ for (const kind of haveChromium ? databaseKinds : []) {
       await page.waitForURL(/\/console\/incidents\?done=saved$/);
       await expect.poll(() => page.getByRole('link', { name: 'データAPIに接続できない障害' }).count()).toBe(1);
       await shot(page, `${kind}-console-incidents.ja`);
+      // An incident is public once its first notice is posted (browser-ops.test.ts covers that page).
+      await page.getByRole('link', { name: 'データAPIに接続できない障害' }).click();
+      await page.getByRole('link', { name: /お知らせ（第一報・続報・復旧報・報告書）を掲載する/ }).click();
+      await page.getByRole('button', { name: '掲載して送信する' }).click();
+      await page.waitForURL(/\/notices\?done=posted$/);
 
       const reader = await (await context({ javaScriptEnabled: false })).newPage();
       await reader.goto(`${base}/status`);
