@@ -130,7 +130,7 @@ for (const kind of databaseKinds) {
       const url = `/console/incidents/${incident.id}/notices`;
       expect((await get(`/console/incidents/${incident.id}`)).body).toContain(`href="${url}"`);
       expect((await postForm(app, cookie, url, `/console/incidents/${incident.id}/components`, { components: 'data-api' })).statusCode).toBe(303);
-      // A report before the first notice is refused next to the stage.
+      // An update before the first notice is refused next to the stage.
       const early = await postForm(app, cookie, url, url, { stage: 'update' });
       expect(early.statusCode).toBe(409);
       expect(early.body).toMatch(/id="notice-stage-error">先に第一報を掲載してください。</);
@@ -180,6 +180,15 @@ for (const kind of databaseKinds) {
       expect(list.body).not.toContain(secret!);
       // Support operators do not manage webhooks.
       expect((await get('/console/webhooks', support)).statusCode).toBe(403);
+    });
+
+    it('R12.3③ a checklist whose round is late shows as overdue', async () => {
+      app.clock.advance(25 * 3_600_000);
+      const fresh = await webSignIn(app, 'console', 'ope');
+      const page = await get('/console/rounds', fresh);
+      expect(page.body).toMatch(/data-testid="round-due">サーバー室の目視点検[^<]*<strong class="field-error">期限切れ<\/strong>/);
+      const en = await get('/console/rounds?lang=en', fresh);
+      expect(en.body).toContain('>overdue</strong>');
     });
   });
 }
