@@ -20,7 +20,7 @@ const hostName = z
   .refine((s) => !/[\u0000-\u001f\u007f]/.test(s), { error: 'must not contain control characters' })
   .refine((s) => !s.startsWith('hokan:'), { error: 'names starting with "hokan:" are kept for hokan\'s own hosts' });
 
-const ruleBody = z
+export const ruleBody = z
   .object({
     name: z.string().trim().min(1).max(200),
     hostId: uuid.nullable().default(null).describe('omit or null: every host'),

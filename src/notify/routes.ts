@@ -25,7 +25,7 @@ const lang = z.enum(['ja', 'en']);
 const contactBody = z.object({ email: z.string().max(320).describe('validated as a plain e-mail address'), name: z.string().trim().max(200).optional(), lang: lang.default('ja') });
 const componentKey = z.string().regex(COMPONENT_KEY_RE, { error: '1–40 lower-case letters, digits or "-"' });
 const componentKeys = z.object({ components: z.array(z.string().max(40)).max(100) });
-const noticeBody = z.object({
+export const noticeBody = z.object({
   stage: z.enum(INCIDENT_STAGES),
   details: bilingual(4000).optional(),
   nextUpdateAt: instant.optional(),
@@ -37,7 +37,7 @@ const noticeBody = z.object({
 });
 type NoticeBody = z.infer<typeof noticeBody>;
 
-const fieldsOf = (b: NoticeBody): NoticeFields => ({
+export const fieldsOf = (b: NoticeBody): NoticeFields => ({
   details: b.details,
   nextUpdateAt: b.nextUpdateAt ? new Date(b.nextUpdateAt) : undefined,
   recoveredAt: b.recoveredAt ? new Date(b.recoveredAt) : undefined,

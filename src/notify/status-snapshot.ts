@@ -149,6 +149,11 @@ export async function statusSnapshot(db: DbOrTx, clock: Clock): Promise<StatusSn
     }
     return { key: c.key, name: c.name, status, days };
   });
-  const overall = out.reduce<ComponentStatus>((w, c) => (STATUS_RANK[c.status] > STATUS_RANK[w] ? c.status : w), 'operational');
+  // An announced (public) incident raises the overall state even where no component is defined or linked.
+  const announced = activeIncidents.reduce<ComponentStatus>((w, i) => {
+    const s: ComponentStatus = i.severity === 'critical' ? 'outage' : 'degraded';
+    return STATUS_RANK[s] > STATUS_RANK[w] ? s : w;
+  }, 'operational');
+  const overall = out.reduce<ComponentStatus>((w, c) => (STATUS_RANK[c.status] > STATUS_RANK[w] ? c.status : w), announced);
   return { generatedAt: now.toISOString(), overall, components: out, activeIncidents, activeStops, upcomingStops, history };
 }

@@ -55,6 +55,11 @@ export function nav(pc: PageContext): NavItem[] {
     { href: '/console/customers', label: t('お客様と契約', 'Customers and contracts') },
     { href: '/console/incidents', label: t('障害', 'Incidents') },
     { href: '/console/stops', label: t('計画停止・緊急停止', 'Stops') },
+    { href: '/console/monitors', label: t('監視', 'Monitors') },
+    { href: '/console/hardware', label: t('ハードウェア', 'Hardware') },
+    { href: '/console/rounds', label: t('目視巡回', 'Visual rounds') },
+    { href: '/console/components', label: t('公開コンポーネント', 'Status components') },
+    { href: '/console/webhooks', label: t('Webhook', 'Webhooks') },
     { href: '/console/backups', label: t('バックアップ', 'Backups') },
     { href: '/console/gateway', label: t('IDS・海外・不正利用', 'IDS, abroad, misuse') },
     { href: '/console/audit', label: t('監査ログ', 'Audit log') },
@@ -264,6 +269,7 @@ ${incidentTable(incidents, pc, (i) => `/console/incidents/${i.id}`)}`, status);
     const remaining = MILESTONES.filter((m) => !times[m]);
     return page(reply, pc, i.title, '/console/incidents', html`${doneNote(req, DONE(t))}
 ${incidentTable([i], pc)}
+<p><a href="${base}/notices">${t('お知らせ（第一報・続報・復旧報・報告書）を掲載する', 'Post notices (first, update, recovery, report)')}</a></p>
 <dl class="facts">
 <dt>${t('原因', 'Cause')}</dt><dd>${i.causeLabel ? i.causeLabel[locale] : t('未定', 'not known')}</dd>
 ${MILESTONES.map((m) => html`<dt>${t(MILESTONE_LABEL[m][0], MILESTONE_LABEL[m][1])}</dt><dd>${fmtTime(times[m], locale)}</dd>`)}

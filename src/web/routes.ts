@@ -10,6 +10,8 @@ import { registerAssetRoutes } from './assets.js';
 import { registerConsole } from './console.js';
 import { registerConsoleReports } from './console-reports.js';
 import { registerConsoleTerms } from './console-terms.js';
+import { registerConsoleMonitoring } from './console-monitoring.js';
+import { registerConsoleNotices } from './console-notices.js';
 import { html, type Html } from './html.js';
 import { localeOf, rememberLocale, translator } from './i18n.js';
 import { checkCsrf, CsrfError, CsrfKey, csrfBinding, field, form, parseForm, RedirectTo, refusalState, seeOther, str, validate, type Face, type FormData, type FormState, type WebDeps } from './kit.js';
@@ -136,5 +138,7 @@ export async function registerWeb(app: FastifyInstance, ctx: AppContext): Promis
     registerPortalReports(web, deps);
     registerConsoleTerms(web, deps);
     registerConsoleReports(web, deps);
+    registerConsoleMonitoring(web, deps);
+    registerConsoleNotices(web, deps);
   });
 }

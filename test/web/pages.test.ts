@@ -1,12 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addCustomerUser, addCustomerWithContract, addOperator, startTestApp, type TestApp } from '../helpers/app.js';
 import { databaseKinds } from '../helpers/databases.js';
-import { listIncidents, openIncident } from '../../src/incidents/incidents.js';
-import { postIncidentNotice } from '../../src/notify/notices.js';
+import { openIncident } from '../../src/incidents/incidents.js';
 import { systemActor } from '../../src/core/audit/audit-log.js';
 import { html, raw } from '../../src/web/html.js';
 import { StatusPageCache } from '../../src/web/status-page.js';
 import { statusSnapshot } from '../../src/notify/status-snapshot.js';
+import { postIncidentNotice } from '../../src/notify/notices.js';
+import { createComponent } from '../../src/notify/components.js';
 import { removeExpiredExports } from '../../src/data/export-jobs.js';
 import { csrfOf, mergeCookies, postForm, webSignIn } from './helpers.js';
 
@@ -78,9 +79,11 @@ for (const kind of databaseKinds) {
     });
 
     it('R8.2 R9.2 an incident shows once the cache is refreshed, with no customer names, and the page answers readers abroad (decision 0022)', async () => {
-      const incident = await openIncident(app.ctx.db, app.ctx.clock, systemActor('test'), { title: 'データAPIの応答遅延', severity: 'major', occurredAt: new Date(app.clock.now().getTime() - 600_000), customerIds: [sakura.customer.id] });
-      // An incident is public from its first notice (R8.1) on.
-      await postIncidentNotice(app.ctx.db, app.ctx.clock, systemActor('test'), incident.id, { stage: 'first', fields: {} }, { providerName: 'hokan', publicUrl: 'http://127.0.0.1' });
+      // The availability bars are drawn per status component (src/notify/components.ts).
+      await createComponent(app.ctx.db, app.ctx.clock, systemActor('test'), 'data-api', { name: { ja: 'データAPI', en: 'Data API' } });
+      const slow = await openIncident(app.ctx.db, app.ctx.clock, systemActor('test'), { title: 'データAPIの応答遅延', severity: 'major', occurredAt: new Date(app.clock.now().getTime() - 600_000), customerIds: [sakura.customer.id] });
+      // An incident is public once its first notice is posted (src/notify/status-snapshot.ts).
+      await postIncidentNotice(app.ctx.db, app.ctx.clock, systemActor('test'), slow.id, { stage: 'first', fields: {} }, { providerName: app.ctx.config.providerName, publicUrl: app.ctx.config.publicUrl });
       app.clock.advance(10_000);
       // The snapshot itself sees it at once; the cached page once its TTL (5 s) has passed (the clock moved 10 s).
       const snap = await statusSnapshot(app.ctx.db, app.ctx.clock);
@@ -221,11 +224,10 @@ for (const kind of databaseKinds) {
       expect(ok.statusCode).toBe(303);
       const list = await app.request({ method: 'GET', url: '/console/incidents', headers: { cookie: ope } });
       expect(list.body).toContain('ストレージ障害');
-      // Not public before its first notice (R8.1); once posted, the cached status page shows it.
-      expect((await app.request({ method: 'GET', url: '/status' })).body).not.toContain('ストレージ障害');
-      const opened = (await listIncidents(app.ctx.db, app.ctx.clock)).find((i) => i.title === 'ストレージ障害')!;
-      await postIncidentNotice(app.ctx.db, app.ctx.clock, systemActor('test'), opened.id, { stage: 'first', fields: {} }, { providerName: 'hokan', publicUrl: 'http://127.0.0.1' });
-      app.clock.advance(10_000);
+      // The first notice, posted from the console, makes it public; the change drops the cached status page at once.
+      const incidentId = /href="\/console\/incidents\/([0-9a-f-]{36})">ストレージ障害/.exec(list.body)![1]!;
+      const notices = `/console/incidents/${incidentId}/notices`;
+      expect((await postForm(app, ope, notices, notices, { stage: 'first' })).statusCode).toBe(303);
       const status = await app.request({ method: 'GET', url: '/status' });
       expect(status.body).toContain('ストレージ障害');
       expect(status.body).toContain('サービスに障害が発生しています');
