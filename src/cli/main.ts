@@ -64,6 +64,7 @@ async function serve(): Promise<void> {
   const address = await runInstance(app);
   process.stdout.write(
     `\nhokan is running at ${address}  (database: ${app.database.kind} ${app.database.location})\n` +
+      `  status:   ${address}/status  (public)\n  portal:   ${address}/portal  (customers)\n  console:  ${address}/console  (operators)\n` +
       `  health:   ${address}/healthz  (readiness: ${address}/readyz)\n  API:      ${address}/api/v1  (OpenAPI: ${address}/api/v1/openapi.json)\n` +
       `  sign in:  curl -c cookies.txt -H 'content-type: application/json' \\\n` +
       `              -d '{"loginId":"admin","password":"…"}' ${address}/api/v1/auth/login\n` +

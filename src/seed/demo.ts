@@ -8,6 +8,9 @@ import { systemActor } from '../core/audit/audit-log.js';
 import type { Clock } from '../core/clock.js';
 import type { Db } from '../core/db/database.js';
 import { addDays, japanDateOf } from '../core/japan-time.js';
+import { bi } from '../core/i18n.js';
+import { createComponent } from '../notify/components.js';
+import { importTermsVersion, publishTermsVersion } from '../terms/versions.js';
 
 export interface DemoCredential {
   loginId: string;
@@ -48,6 +51,17 @@ export async function seedDemo(db: Db, clock: Clock, credentialsFile: string | n
     await createCustomerUser(db, clock, actor, { customerId: customer.id, loginId: `${d.code}-admin`, displayName: `${d.name} 管理者`, email: `admin@${d.code}.example.jp`, role: 'customer_admin', password: pw(`${d.code}-admin`, `${d.name} customer admin`) });
     await createCustomerUser(db, clock, actor, { customerId: customer.id, loginId: `${d.code}-staff`, displayName: `${d.name} 職員`, email: `staff@${d.code}.example.jp`, role: 'member', password: pw(`${d.code}-staff`, `${d.name} member`) });
   }
+  // What the status page lists (R8.2) before an operator names components of their own.
+  const components = [
+    ['care-records', bi('介護記録システム', 'Care records system')],
+    ['data-api', bi('データAPI', 'Data API')],
+    ['portal', bi('お客様ポータル', 'Customer portal')],
+  ] as const;
+  for (const [i, [key, name]] of components.entries()) await createComponent(db, clock, actor, key, { name, position: i });
+  // The terms in force (R1.1): the provider's real document, its latest edition per its 附則.
+  const text = fs.readFileSync(new URL('./terms-of-use.ja.txt', import.meta.url), 'utf8');
+  const { version } = await importTermsVersion(db, clock, actor, { edition: '第六、五版', effectiveDate: '2021-08-16', text });
+  await publishTermsVersion(db, clock, actor, version.id);
   if (credentialsFile) {
     fs.mkdirSync(path.dirname(credentialsFile), { recursive: true });
     const lines = creds.map((c) => `${c.loginId}\t${c.password}\t${c.who}`);
