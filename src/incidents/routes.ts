@@ -25,7 +25,7 @@ export const plannedStopBody = z.object({
         customerIds,
         override: z.object({ reason: note }).optional(),
       });
-export const emergencyStopBody = z.object({ cause: z.enum(EMERGENCY_CAUSE_CODES), description, customerIds });
+export const emergencyStopBody = z.object({ cause: z.enum(EMERGENCY_CAUSE_CODES), description, customerIds, /** R7.3: the incident behind the stop */ incidentId: uuid.optional() });
 export const stopNoteBody = z.object({ note });
 
 export function registerStopRoutes(app: FastifyInstance, ctx: AppContext): void {
@@ -70,7 +70,7 @@ export function registerStopRoutes(app: FastifyInstance, ctx: AppContext): void 
   }, async (req, reply) => {
     const p = operatorWrite(principalOf(req));
     const b = req.body;
-    const stop = await startEmergencyStop(ctx.db, ctx.clock, actorOf(p), { cause: b.cause, description: b.description, ...(b.customerIds ? { customerIds: b.customerIds } : {}) });
+    const stop = await startEmergencyStop(ctx.db, ctx.clock, actorOf(p), { cause: b.cause, description: b.description, ...(b.customerIds ? { customerIds: b.customerIds } : {}), ...(b.incidentId ? { incidentId: b.incidentId } : {}) });
     return reply.code(201).send({ stop: view(stop, p) });
   });
 

@@ -50,6 +50,8 @@ export interface StopRecord {
   cancelledAt: Date | null;
   createdBy: string;
   createdAt: Date;
+  /** R7.3: the incident behind an emergency stop. */
+  incidentId: string | null;
 }
 
 export interface StopView {
@@ -68,6 +70,7 @@ export interface StopView {
   cancelledAt: string | null;
   createdBy: string;
   createdAt: string;
+  incidentId: string | null;
 }
 
 export function reasonLabel(kind: StopKind, reason: string): Bilingual {
@@ -103,6 +106,7 @@ export function stopView(s: StopRecord, now: Date, visibleCustomerId?: string): 
     cancelledAt: s.cancelledAt?.toISOString() ?? null,
     createdBy: s.createdBy,
     createdAt: s.createdAt.toISOString(),
+    incidentId: s.incidentId,
   };
 }
 
@@ -121,6 +125,7 @@ function fromRow(r: StopRow, customerIds: string[] | null): StopRecord {
     cancelledAt: r.cancelled_at,
     createdBy: r.created_by,
     createdAt: r.created_at,
+    incidentId: r.incident_id,
   };
 }
 
@@ -257,6 +262,7 @@ async function insertStop(trx: Tx, s: StopRecord): Promise<void> {
       cancelled_at: null,
       created_by: s.createdBy,
       created_at: s.createdAt,
+      incident_id: s.incidentId,
     })
     .execute();
   if (s.customerIds?.length) {
@@ -336,6 +342,7 @@ export async function schedulePlannedStop(db: Db, clock: Clock, actor: Actor, in
       cancelledAt: null,
       createdBy: actor.label,
       createdAt: now,
+      incidentId: null,
     };
     await insertStop(trx, s);
     await appendAudit(trx, clock, {
@@ -354,10 +361,13 @@ export async function schedulePlannedStop(db: Db, clock: Clock, actor: Actor, in
 }
 
 /** R7.3: an emergency stop, in force at once, without notice; it lasts until ended. */
-export async function startEmergencyStop(db: Db, clock: Clock, actor: Actor, input: { cause: EmergencyCause; description: string; customerIds?: string[] }): Promise<StopRecord> {
+export async function startEmergencyStop(db: Db, clock: Clock, actor: Actor, input: { cause: EmergencyCause; description: string; customerIds?: string[]; incidentId?: string }): Promise<StopRecord> {
   const now = clock.now();
   const stop = await db.transaction().execute(async (trx) => {
     const customerIds = await checkCustomers(trx, input.customerIds);
+    if (input.incidentId && !(await trx.selectFrom('incidents').select('id').where('id', '=', input.incidentId).executeTakeFirst())) {
+      throw errors.invalidField('incidentId', 'その障害は登録されていません。', `unknown incident ${input.incidentId}`);
+    }
     const s: StopRecord = {
       id: randomUUID(),
       kind: 'emergency',
@@ -372,6 +382,7 @@ export async function startEmergencyStop(db: Db, clock: Clock, actor: Actor, inp
       cancelledAt: null,
       createdBy: actor.label,
       createdAt: now,
+      incidentId: input.incidentId ?? null,
     };
     await insertStop(trx, s);
     await appendAudit(trx, clock, {
@@ -380,7 +391,7 @@ export async function startEmergencyStop(db: Db, clock: Clock, actor: Actor, inp
       subjectType: 'service_stop',
       subjectId: s.id,
       customerId: auditCustomer(s),
-      details: { kind: s.kind, cause: s.reason, startsAt: now.toISOString(), customerIds: s.customerIds },
+      details: { kind: s.kind, cause: s.reason, startsAt: now.toISOString(), customerIds: s.customerIds, incidentId: s.incidentId },
     });
     return s;
   });

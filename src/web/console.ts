@@ -343,7 +343,7 @@ ${custField('emergency')}` })}</details>` : ''}`, status);
       const ids = list(f, 'customerIds');
       return { cause: str(f, 'cause') ?? '', description: str(f, 'description') ?? '', ...(ids.length ? { customerIds: ids } : {}) };
     },
-    run: (b, p) => startEmergencyStop(ctx.db, ctx.clock, actorOf(p), { cause: b.cause, description: b.description, ...(b.customerIds ? { customerIds: b.customerIds } : {}) }),
+    run: (b, p) => startEmergencyStop(ctx.db, ctx.clock, actorOf(p), { cause: b.cause, description: b.description, ...(b.customerIds ? { customerIds: b.customerIds } : {}), ...(b.incidentId ? { incidentId: b.incidentId } : {}) }),
     page: stopsPage,
     redirect: () => '/console/stops?done=saved',
   });

@@ -135,6 +135,23 @@ describe.each(databaseKinds)('R7.2–R7.4 service stops on %s', (kind) => {
     expect(await activeStopFor(app.ctx.db, app.clock, a.customerId)).toBeNull();
   });
 
+  it('R7.3 an emergency stop is linked to the incident behind it; an unknown incident is refused, nothing written', async () => {
+    await setClock('2027-05-01T00:00:00Z');
+    const opened = await app.request({ method: 'POST', url: '/api/v1/incidents', cookie: operatorCookie, payload: { title: '電源設備の故障', severity: 'critical', occurredAt: '2027-05-01T08:50:00+09:00' } });
+    expect(opened.statusCode, opened.body).toBe(201);
+    const incidentId = opened.json().incident.id as string;
+    const before = (await app.request({ method: 'GET', url: '/api/v1/stops', cookie: operatorCookie })).json().stops.length;
+    const unknown = await app.request({ method: 'POST', url: '/api/v1/stops/emergency', cookie: operatorCookie, payload: { cause: 'disaster', description: '停電', incidentId: '0b6f6a3e-8c8d-4f0e-9a1b-2c3d4e5f6a7b' } });
+    expect(unknown.statusCode).toBe(400);
+    expect(unknown.json().error.details[0].path).toBe('incidentId');
+    expect((await app.request({ method: 'GET', url: '/api/v1/stops', cookie: operatorCookie })).json().stops.length).toBe(before);
+    const res = await app.request({ method: 'POST', url: '/api/v1/stops/emergency', cookie: operatorCookie, payload: { cause: 'disaster', description: '停電のため停止しています', incidentId } });
+    expect(res.statusCode, res.body).toBe(201);
+    expect(res.json().stop).toMatchObject({ kind: 'emergency', incidentId });
+    const end = await app.request({ method: 'POST', url: `/api/v1/stops/${res.json().stop.id}/end`, cookie: operatorCookie, payload: { note: '復旧' } });
+    expect(end.json().stop.incidentId).toBe(incidentId);
+  });
+
   it('R7.3 an emergency stop applies at once to every customer, and its end restores service', async () => {
     await setClock('2027-04-01T00:00:00Z');
     const res = await app.request({ method: 'POST', url: '/api/v1/stops/emergency', cookie: operatorCookie, payload: { cause: 'attack', description: '不正アクセスを検知したため停止しています' } });
@@ -199,11 +216,11 @@ describe.each(databaseKinds)('R7.2–R7.4 service stops on %s', (kind) => {
     const count = (action: string) => audit.filter((e) => e.action === action).length;
     // Scheduled: 2 (lead time) + 2 (refusals) + 1 (R7.4) + 2 (cancel); refused requests left nothing.
     expect(count('stop.planned_scheduled')).toBe(7);
-    expect(count('stop.emergency_started')).toBe(1);
-    expect(count('stop.ended')).toBe(2);
+    expect(count('stop.emergency_started')).toBe(2);
+    expect(count('stop.ended')).toBe(3);
     expect(count('stop.cancelled')).toBe(1);
     const stops = (await app.request({ method: 'GET', url: '/api/v1/stops', cookie: operatorCookie })).json().stops as Array<{ id: string }>;
-    expect(stops).toHaveLength(8);
+    expect(stops).toHaveLength(9);
     for (const s of stops) expect(audit.some((e) => e.subjectId === s.id)).toBe(true);
     expect((await verifyAuditChain(app.ctx.db)).ok).toBe(true);
   });

@@ -312,6 +312,8 @@ export interface ServiceStopsTable {
   cancelled_at: Timestamp | null;
   created_by: string;
   created_at: Timestamp;
+  /** R7.3: the incident behind an emergency stop (migration 0015). */
+  incident_id: string | null;
 }
 
 export interface ServiceStopCustomersTable {
