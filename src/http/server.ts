@@ -13,6 +13,7 @@ import { registerStopRoutes } from '../incidents/routes.js';
 import { registerIncidentRoutes } from '../incidents/incident-routes.js';
 import { registerBreachRoutes } from '../incidents/breach-routes.js';
 import { registerReportRoutes } from '../incidents/report-routes.js';
+import { hardwareResourceTrends } from '../monitoring/resource-trends.js';
 import { registerTermsRoutes } from '../terms/routes.js';
 import { registerMonitorRoutes } from '../monitoring/monitor-routes.js';
 import { registerExportRoutes } from '../data/export-routes.js';
@@ -233,7 +234,7 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
     registerStopRoutes(api, ctx);
     registerIncidentRoutes(api, ctx);
     registerBreachRoutes(api, ctx);
-    registerReportRoutes(api, ctx);
+    registerReportRoutes(api, ctx, { resources: hardwareResourceTrends(ctx.db) });
     registerTermsRoutes(api, ctx);
     registerHardwareRoutes(api, ctx);
     registerRoundRoutes(api, ctx);

@@ -186,7 +186,9 @@ export function renderReportHtml(s: CustomerMonthStatistics): string {
   const stopRows = s.stops.map((st) => [biHtml(st.kind === 'planned' ? bi('計画停止', 'planned') : bi('緊急停止', 'emergency')), biHtml(st.reasonLabel), esc(when(st.startsAt)), esc(when(st.endsAt)), num(st.minutesInMonth)]);
   const liabilityRows = s.incidents.map((i) => [esc(i.title), biHtml(liableLabel(i)), i.liability.reasons.map(biHtml).join('<br>')]);
   const resources =
-    s.resources === null
+    s.resources !== null && s.resources.length === 0
+      ? `<p class="note">${biHtml(bi('資源の推移: この期間にハードウェアの計測値はありません。', 'Resource trends: no hardware samples in this period.'))}</p>`
+      : s.resources === null
       ? `<p class="note">${biHtml(bi('資源の推移: このレポートにはハードウェア監視のデータが接続されていません。', 'Resource trends: no hardware monitoring data is connected to this report.'))}</p>`
       : s.resources.map((r) => table(bi(`${r.name}（${r.unit}）`, `${r.name} (${r.unit})`), [bi('時刻', 'Time'), bi('値', 'Value')], r.points.map((p) => [esc(when(p.at)), num(p.value)]), [1])).join('\n');
   return `<!DOCTYPE html>
