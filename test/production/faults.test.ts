@@ -236,8 +236,9 @@ describe.skipIf(!postgresUrl)('SIGKILL of one of two instances (PostgreSQL)', ()
       const repeated = [...byAddress].filter(([, ids]) => ids.length > 1);
       // A message accepted by the server in the instant before A could record it is sent again,
       // with the same Message-ID, so the receiving side sees one notice. Only sends in flight at
-      // the kill can be in that window: at most HOKAN_SMTP_MAX_CONNECTIONS × 4 (20 by default).
-      expect(repeated.length).toBeLessThanOrEqual(20);
+      // the kill can be in that window: at most HOKAN_SMTP_MAX_CONNECTIONS × 4 (20 by default) in
+      // flight plus the accepted ones not yet recorded (settled ten at a time).
+      expect(repeated.length).toBeLessThanOrEqual(30);
       for (const [, ids] of repeated) expect(new Set(ids).size).toBe(1);
       expect(smtp.received.length).toBe(N + repeated.length);
       console.log(`fan-out: ${atKill} sent by A before SIGKILL, ${smtp.received.length - atKill} by B, ${repeated.length} resent`);
