@@ -46,6 +46,11 @@ export class TestSmtpListener {
         });
       },
     });
+    // A client killed mid-session (the SIGKILL fault tests) resets its connection: that is the
+    // client's failure, not the listener's, and must not surface as an uncaught exception here.
+    server.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ECONNRESET' && err.code !== 'EPIPE') throw err;
+    });
     await new Promise<void>((resolve, reject) => {
       server.server.once('error', reject);
       server.listen(this.#port, '127.0.0.1', () => resolve());
