@@ -1,10 +1,9 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addCustomerWithContract, addOperator, startTestApp, TEST_PASSWORD, type TestApp } from '../helpers/app.js';
 import { databaseKinds } from '../helpers/databases.js';
+import { haveChromium, launchChromium, requireChromium, shot } from './chromium.js';
 import { TestSmtpListener } from '../helpers/smtp.js';
 import { systemActor } from '../../src/core/audit/audit-log.js';
 import { registerHost } from '../../src/monitoring/hardware-hosts.js';
@@ -20,24 +19,8 @@ import { createChecklist } from '../../src/monitoring/rounds.js';
  * new console page (monitoring, notices) is captured in Japanese and English under test-results/web/.
  * The same launch and skip rules as browser.test.ts.
  */
-const CHROMIUM = '/usr/lib/chromium/chromium';
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-const haveChromium = fs.existsSync(CHROMIUM);
-const SHOTS = path.resolve('test-results/web');
 
-if (!haveChromium) {
-  describe('browser tests (console operations)', () => {
-    it.runIf(process.env.CI === 'true')('needs Chromium at /usr/lib/chromium/chromium', () => {
-      throw new Error(`Chromium is missing at ${CHROMIUM}: apt-get install -y chromium`);
-    });
-    it.skipIf(process.env.CI === 'true')(`skipped: Chromium is not installed at ${CHROMIUM} (apt-get install -y chromium)`, () => undefined);
-  });
-}
-
-async function shot(page: Page, name: string): Promise<void> {
-  fs.mkdirSync(SHOTS, { recursive: true });
-  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
-}
+requireChromium('browser tests (console operations)');
 
 for (const kind of haveChromium ? databaseKinds : []) {
   describe(`browser: console operations (${kind})`, () => {
@@ -68,7 +51,7 @@ for (const kind of haveChromium ? databaseKinds : []) {
       await addCustomerWithContract(app, 'sakura', { termStart: '2026-04-01', termEnd: '2028-03-31' });
       await app.server.listen({ host: '127.0.0.1', port: 0 });
       base = `http://127.0.0.1:${(app.server.server.address() as AddressInfo).port}`;
-      browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
+      browser = await launchChromium();
     });
     afterAll(async () => {
       for (const c of contexts) await c.close().catch(() => undefined);

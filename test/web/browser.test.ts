@@ -1,10 +1,10 @@
 import fs from 'node:fs';
-import path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addCustomerUser, addCustomerWithContract, addOperator, startTestApp, TEST_PASSWORD, type TestApp } from '../helpers/app.js';
 import { databaseKinds } from '../helpers/databases.js';
+import { haveChromium, launchChromium, requireChromium, shot } from './chromium.js';
 import { TestSmtpListener } from '../helpers/smtp.js';
 import { addDays, formatJapanDate, japanDateOf } from '../../src/core/japan-time.js';
 
@@ -13,25 +13,8 @@ import { addDays, formatJapanDate, japanDateOf } from '../../src/core/japan-time
  * listener behind the outbox). Screenshots of every page, Japanese and English, go to
  * test-results/web/.
  */
-const CHROMIUM = '/usr/lib/chromium/chromium';
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-const haveChromium = fs.existsSync(CHROMIUM);
-const SHOTS = path.resolve('test-results/web');
 
-if (!haveChromium) {
-  describe('browser tests', () => {
-    // In CI a missing browser is a failure, never a silent skip.
-    it.runIf(process.env.CI === 'true')('needs Chromium at /usr/lib/chromium/chromium', () => {
-      throw new Error(`Chromium is missing at ${CHROMIUM}: apt-get install -y chromium`);
-    });
-    it.skipIf(process.env.CI === 'true')(`skipped: Chromium is not installed at ${CHROMIUM} (apt-get install -y chromium)`, () => undefined);
-  });
-}
-
-async function shot(page: Page, name: string): Promise<void> {
-  fs.mkdirSync(SHOTS, { recursive: true });
-  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
-}
+requireChromium('browser tests');
 
 async function signIn(page: Page, base: string, face: 'portal' | 'console', loginId: string): Promise<void> {
   await page.goto(`${base}/${face}/sign-in`);
@@ -67,7 +50,7 @@ for (const kind of haveChromium ? databaseKinds : []) {
       await addCustomerUser(app, sakuraId, 'sakura-member', 'member');
       await app.server.listen({ host: '127.0.0.1', port: 0 });
       base = `http://127.0.0.1:${(app.server.server.address() as AddressInfo).port}`;
-      browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
+      browser = await launchChromium();
     });
     afterAll(async () => {
       for (const c of contexts) await c.close().catch(() => undefined);

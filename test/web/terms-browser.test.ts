@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemActor } from '../../src/core/audit/audit-log.js';
 import { openIncident } from '../../src/incidents/incidents.js';
@@ -9,31 +9,16 @@ import { japanMonthOf } from '../../src/incidents/statistics.js';
 import { importTermsVersion, publishTermsVersion } from '../../src/terms/index.js';
 import { addCustomerUser, addCustomerWithContract, addOperator, startTestApp, TEST_PASSWORD, type TestApp } from '../helpers/app.js';
 import { databaseKinds } from '../helpers/databases.js';
+import { haveChromium, launchChromium, requireChromium, shot } from './chromium.js';
 
 /*
  * In Debian's Chromium against the real server on 127.0.0.1, following the launch and skip rules
  * of browser.test.ts: a customer admin reads the terms in force, the differences between two
  * versions and a monthly report; screenshots in Japanese and English go to test-results/web/.
  */
-const CHROMIUM = '/usr/lib/chromium/chromium';
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-const haveChromium = fs.existsSync(CHROMIUM);
-const SHOTS = path.resolve('test-results/web');
 const TERMS = fs.readFileSync(path.resolve(import.meta.dirname, '../fixtures/terms-of-use.ja.txt'), 'utf8');
 
-if (!haveChromium) {
-  describe('terms browser tests', () => {
-    it.runIf(process.env.CI === 'true')('needs Chromium at /usr/lib/chromium/chromium', () => {
-      throw new Error(`Chromium is missing at ${CHROMIUM}: apt-get install -y chromium`);
-    });
-    it.skipIf(process.env.CI === 'true')(`skipped: Chromium is not installed at ${CHROMIUM} (apt-get install -y chromium)`, () => undefined);
-  });
-}
-
-async function shot(page: Page, name: string): Promise<void> {
-  fs.mkdirSync(SHOTS, { recursive: true });
-  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
-}
+requireChromium('terms browser tests');
 
 for (const kind of haveChromium ? databaseKinds : []) {
   describe(`terms and reports in the browser (${kind})`, () => {
@@ -60,7 +45,7 @@ for (const kind of haveChromium ? databaseKinds : []) {
       await openIncident(app.ctx.db, app.clock, ops, { title: 'データAPIの応答遅延', severity: 'major', occurredAt: new Date(app.clock.now().getTime() - 30 * 60_000), customerIds: [sakura.customer.id] });
       await app.server.listen({ host: '127.0.0.1', port: 0 });
       base = `http://127.0.0.1:${(app.server.server.address() as AddressInfo).port}`;
-      browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
+      browser = await launchChromium();
     });
     afterAll(async () => {
       for (const c of contexts) await c.close().catch(() => undefined);
