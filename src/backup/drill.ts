@@ -1,16 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
 import { sql } from 'kysely';
 import type { Clock } from '../core/clock.js';
+import { copyFrom } from '../core/db/copy.js';
 import type { Db } from '../core/db/database.js';
-import { latestGoodBackup, partAad, partKey } from './catalog.js';
-import { createDecryptStream } from './crypto/index.js';
+import { latestGoodBackup } from './catalog.js';
 import { customerDataKey } from './keys.js';
-import { recordLineText, type RecordLine } from './manifest.js';
+import { recordLineCopy, recordLineNdjson } from './manifest.js';
+import { RecordsPartReader } from './records-part.js';
 import type { BackupSettings } from './settings.js';
-import { HashingStream, ndjsonLines } from './streams.js';
+import { HashingStream } from './streams.js';
 import { readManifest, targetStore, verifyBackup, type TargetName } from './verify.js';
 
 export interface DrillResult {
@@ -50,28 +49,15 @@ export async function restoreDrill(deps: { db: Db; clock: Clock; settings: Backu
       .transaction()
       .execute(async (trx) => {
         await sql`create temporary table drill_records (collection text not null, id text not null, version integer not null, data jsonb not null, created_at timestamptz not null, updated_at timestamptz not null, primary key (collection, id)) on commit drop`.execute(trx);
-        const src = await store.get(partKey(customerId, backup.id, manifest.records.part));
-        const plain = new HashingStream();
-        let streamError: unknown = null;
-        const decoded = pipeline(src, createDecryptStream(key, { aad: partAad(customerId, backup.id, manifest.records.part) }), createGunzip(), plain).catch((e: unknown) => {
-          streamError = e;
-          plain.destroy(e instanceof Error ? e : new Error(String(e)));
-        });
-        let batch: RecordLine[] = [];
-        const flush = async () => {
-          if (batch.length === 0) return;
-          const values = batch.map((r) => sql`(${r.c}, ${r.i}, ${r.v}, ${JSON.stringify(r.d)}::jsonb, ${r.ca}::timestamptz, ${r.ua}::timestamptz)`);
-          await sql`insert into drill_records values ${sql.join(values)}`.execute(trx);
-          batch = [];
-        };
-        for await (const line of ndjsonLines(plain)) {
-          batch.push(JSON.parse(line) as RecordLine);
-          if (batch.length >= 500) await flush();
+        const reader = await RecordsPartReader.open(store, key, customerId, backup.id, manifest);
+        try {
+          await copyFrom(trx, 'copy drill_records (collection, id, version, data, created_at, updated_at) from stdin', reader.copyChunks());
+        } finally {
+          reader.close();
         }
-        await flush();
-        await decoded;
-        if (streamError) throw streamError;
-        // Read the scratch copy back in backup order and re-serialise it exactly as a backup would.
+        await reader.finish();
+        // Read the scratch copy back in backup order and re-serialise it exactly as that backup did.
+        const lineOf = manifest.format === 'hokan-backup/1' ? recordLineNdjson : recordLineCopy;
         const reread = new HashingStream();
         const drain = new Writable({ write: (_c, _e, cb) => cb() });
         reread.pipe(drain);
@@ -83,7 +69,7 @@ export async function restoreDrill(deps: { db: Db; clock: Clock; settings: Backu
             ? await sql<Row>`select ${cols} from drill_records where (collection, id) > (${after.c}, ${after.i}) order by collection, id limit 1000`.execute(trx)
             : await sql<Row>`select ${cols} from drill_records order by collection, id limit 1000`.execute(trx);
           for (const r of page.rows) {
-            reread.write(recordLineText(r.collection, r.id, r.version, r.data_text, new Date(r.created_at), new Date(r.updated_at)));
+            reread.write(lineOf(r.collection, r.id, r.version, r.data_text, new Date(r.created_at), new Date(r.updated_at)));
             result.records.restored++;
             const bucket = (result.records.byCollection[r.collection] ??= { expected: 0, restored: 0 });
             bucket.restored++;

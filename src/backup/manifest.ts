@@ -1,6 +1,9 @@
+import { copyText } from '../core/db/copy.js';
+
 /** What one backup holds; encrypted with the customer's key (file names are personal data too). */
 export interface BackupManifest {
-  format: 'hokan-backup/1';
+  /** 1: records as NDJSON lines (RecordLine); 2: records as PostgreSQL COPY text lines (decision 0024). */
+  format: 'hokan-backup/1' | 'hokan-backup/2';
   backupId: string;
   customerId: string;
   snapshotAt: string;
@@ -9,7 +12,7 @@ export interface BackupManifest {
   files: Array<{ id: string; name: string; contentType: string; size: number; sha256: string; createdAt: string; part: string }>;
 }
 
-/** One record as a line of the records part. */
+/** One record as a line of a format-1 records part. */
 export interface RecordLine {
   c: string;
   i: string;
@@ -19,11 +22,21 @@ export interface RecordLine {
   ua: string;
 }
 
+/** The records part's name in each format. */
+export const RECORDS_PART = { 'hokan-backup/1': 'records.ndjson.gz.hkn', 'hokan-backup/2': 'records.tsv.gz.hkn' } as const;
+export const CURRENT_FORMAT = 'hokan-backup/2' as const;
+
 /**
- * Serialises one record line from the database's own JSON text of `data` (`data::text`), so the
- * backup neither parses nor re-stringifies every record; field order is fixed, so the backup and
- * the drill produce byte-identical lines for the same rows.
+ * Format 2: one record as a line of PostgreSQL's COPY text format (collection, id, version, data,
+ * created_at, updated_at), so a restore streams the part into COPY without parsing a record.
+ * `data` is the database's own JSON text (`data::text`), so the backup neither parses nor
+ * re-stringifies a record, and the same row always gives the same line (the drill relies on it).
  */
-export function recordLineText(collection: string, id: string, version: number, dataJson: string, createdAt: Date, updatedAt: Date): string {
+export function recordLineCopy(collection: string, id: string, version: number, dataJson: string, createdAt: Date, updatedAt: Date): string {
+  return `${copyText(collection)}\t${copyText(id)}\t${version}\t${copyText(dataJson)}\t${createdAt.toISOString()}\t${updatedAt.toISOString()}\n`;
+}
+
+/** Format 1, kept to restore and drill backups written before format 2. */
+export function recordLineNdjson(collection: string, id: string, version: number, dataJson: string, createdAt: Date, updatedAt: Date): string {
   return `{"c":${JSON.stringify(collection)},"i":${JSON.stringify(id)},"v":${version},"d":${dataJson},"ca":"${createdAt.toISOString()}","ua":"${updatedAt.toISOString()}"}\n`;
 }

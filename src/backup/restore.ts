@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
 import { PassThrough } from 'node:stream';
 import { sql } from 'kysely';
 import { appendAudit, type Actor } from '../core/audit/audit-log.js';
 import type { Clock } from '../core/clock.js';
 import type { Db } from '../core/db/database.js';
+import { copyFrom } from '../core/db/copy.js';
 import { errors } from '../core/errors.js';
 import { logDataAccess } from '../data/access-log.js';
 import { customerFilesPrefix, fileBlobKey } from '../data/files.js';
@@ -14,7 +14,8 @@ import { getBackup, partAad, partKey, partsOf } from './catalog.js';
 import { createDecryptStream } from './crypto/index.js';
 import { customerDataKey } from './keys.js';
 import type { BackupSettings } from './settings.js';
-import { HashingStream, ndjsonLines } from './streams.js';
+import { RecordsPartReader } from './records-part.js';
+import { HashingStream } from './streams.js';
 import { readManifest, targetStore, type TargetName } from './verify.js';
 
 export interface RestoreProgress {
@@ -31,9 +32,10 @@ export interface RestoreResult {
   files: number;
 }
 
-// 500 lines per statement: larger batches add heap without adding speed (measured).
-const BATCH = 500;
-const STAGING_CONCURRENCY = 4;
+const PROGRESS_EVERY = 5_000;
+// Each staged file waits on three fsyncs (object, sidecar, directory); eight in flight keep the
+// disk busy while the records load (measured: 4 → 8 cut the files' share by about a third).
+const STAGING_CONCURRENCY = 8;
 const CLEANUP_BATCH = 16;
 
 /**
@@ -115,40 +117,43 @@ export async function restoreCustomer(
     progress({ phase: 'records', done: 0, total: manifest.records.count });
     let restoredRecords = 0;
     await db.transaction().execute(async (trx) => {
-      await trx.deleteFrom('data_records').where('customer_id', '=', customerId).execute();
-      await trx.deleteFrom('data_files').where('customer_id', '=', customerId).execute();
-      const src = await store.get(partKey(customerId, row.id, manifest.records.part));
-      const decrypt = createDecryptStream(key, { aad: partAad(customerId, row.id, manifest.records.part) });
-      const gunzip = createGunzip();
-      const plain = new HashingStream();
-      let streamError: unknown = null;
-      const decoded = pipeline(src, decrypt, gunzip, plain).catch((err: unknown) => {
-        streamError = err;
-        plain.destroy(err instanceof Error ? err : new Error(String(err)));
-      });
-      // Lines go to the database as one JSON array per batch, unpacked by jsonb_to_recordset: no
-      // per-record parse here, one statement per batch.
-      let batch: string[] = [];
-      const flush = async () => {
-        if (batch.length === 0) return;
-        await sql`insert into data_records (customer_id, collection, id, version, data, created_at, updated_at)
-          select ${customerId}::uuid, r.c, r.i, r.v, r.d, r.ca::timestamptz, r.ua::timestamptz
-          from jsonb_to_recordset(${`[${batch.join(',')}]`}::jsonb) as r(c text, i text, v integer, d jsonb, ca text, ua text)`.execute(trx);
-        restoredRecords += batch.length;
-        progress({ phase: 'records', done: restoredRecords, total: manifest.records.count });
-        batch = [];
-      };
-      for await (const line of ndjsonLines(plain)) {
-        batch.push(line);
-        if (batch.length >= BATCH) await flush();
+      // The backup's rows go into a scratch table first (no indexes, so COPY runs at full speed),
+      // and from there only what differs reaches data_records: rows identical to the live ones
+      // stay, so a restore after a bad day rewrites the damage, not the whole customer, and
+      // index maintenance is paid only for what changes (decision 0024).
+      await sql`create temporary table restore_records (collection text not null, id text not null, version integer not null, data text not null, created_at timestamptz not null, updated_at timestamptz not null) on commit drop`.execute(trx);
+      const records = await RecordsPartReader.open(store, key, customerId, row.id, manifest);
+      let loaded: number;
+      try {
+        let reported = 0;
+        loaded = await copyFrom(
+          trx,
+          'copy restore_records (collection, id, version, data, created_at, updated_at) from stdin',
+          records.copyChunks((lines) => {
+            if (lines - reported < PROGRESS_EVERY) return;
+            reported = lines;
+            progress({ phase: 'records', done: Math.min(lines, manifest.records.count), total: manifest.records.count });
+          }),
+        );
+      } finally {
+        records.close();
       }
-      await flush();
-      await decoded;
-      if (streamError) throw streamError;
+      const read = await records.finish();
       // Only a stream authenticated to its final chunk, matching the manifest, may commit.
-      if (plain.sha256 !== manifest.records.plainSha256 || restoredRecords !== manifest.records.count) {
-        throw new Error(`restored records do not match the manifest (${restoredRecords} of ${manifest.records.count})`);
+      if (read.sha256 !== manifest.records.plainSha256 || loaded !== manifest.records.count || read.lines !== manifest.records.count) {
+        throw new Error(`restored records do not match the manifest (${loaded} of ${manifest.records.count})`);
       }
+      await sql`analyze restore_records`.execute(trx);
+      // Same key, version, times and JSON text (the backup wrote the database's own data::text).
+      await sql`delete from data_records d where d.customer_id = ${customerId} and not exists (
+          select 1 from restore_records r where r.collection = d.collection and r.id = d.id and r.version = d.version
+            and r.created_at = d.created_at and r.updated_at = d.updated_at and r.data = d.data::text)`.execute(trx);
+      await sql`insert into data_records (customer_id, collection, id, version, data, created_at, updated_at)
+          select ${customerId}::uuid, r.collection, r.id, r.version, r.data::jsonb, r.created_at, r.updated_at from restore_records r
+          where not exists (select 1 from data_records d where d.customer_id = ${customerId} and d.collection = r.collection and d.id = r.id)`.execute(trx);
+      restoredRecords = loaded;
+      progress({ phase: 'records', done: restoredRecords, total: manifest.records.count });
+      await trx.deleteFrom('data_files').where('customer_id', '=', customerId).execute();
       const stagingError = await staging;
       if (stagingError) throw stagingError;
       const stagedKeyOf = new Map(staged.map((s) => [s.fileId, s.key]));

@@ -11,7 +11,7 @@ import type { BlobStore } from '../storage/index.js';
 import { partAad, partKey, type BackupPart, type BackupRow } from './catalog.js';
 import { createEncryptStream, encryptBuffer } from './crypto/index.js';
 import { customerDataKey } from './keys.js';
-import { recordLineText, type BackupManifest } from './manifest.js';
+import { CURRENT_FORMAT, RECORDS_PART, recordLineCopy, type BackupManifest } from './manifest.js';
 import type { BackupSettings } from './settings.js';
 import { HashingStream, writeWithBackpressure } from './streams.js';
 
@@ -115,7 +115,7 @@ export async function runBackup(deps: BackupDeps, customerId: string, opts: { ge
 
   try {
     // 1. Records and the file list from one consistent snapshot.
-    const recordsPart = 'records.ndjson.gz.hkn';
+    const recordsPart = RECORDS_PART[CURRENT_FORMAT];
     const counts: Record<string, number> = {};
     let recordCount = 0;
     const plain = new HashingStream();
@@ -154,7 +154,7 @@ export async function runBackup(deps: BackupDeps, customerId: string, opts: { ge
           // One write per page: per-line writes cost three times the whole pipeline (measured).
           let page = '';
           for (const r of rows) {
-            page += recordLineText(r.collection, r.id, r.version, r.data_text, r.created_at, r.updated_at);
+            page += recordLineCopy(r.collection, r.id, r.version, r.data_text, r.created_at, r.updated_at);
             counts[r.collection] = (counts[r.collection] ?? 0) + 1;
             recordCount++;
           }
@@ -187,7 +187,7 @@ export async function runBackup(deps: BackupDeps, customerId: string, opts: { ge
 
     // 3. The manifest last: a backup without one is incomplete by construction.
     const manifest: BackupManifest = {
-      format: 'hokan-backup/1',
+      format: CURRENT_FORMAT,
       backupId,
       customerId,
       snapshotAt: startedAt.toISOString(),

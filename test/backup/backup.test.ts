@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getBackup, partKey, partsOf } from '../../src/backup/catalog.js';
 import { destroyCustomerKey } from '../../src/backup/keys.js';
@@ -40,7 +41,7 @@ describe.each(databaseKinds)('R10.1–R10.4 backups on %s', (kind) => {
     const cookie = await app.signIn('kiku-admin');
     token = (await app.request({ method: 'POST', url: `/api/v1/customers/${customerId}/api-tokens`, cookie, payload: { name: 'sw' } })).json().token;
     // More records than one page of the snapshot reader, in two collections, with Japanese text.
-    const rows = Array.from({ length: 1205 }, (_, i) => ({ customer_id: customerId, collection: i % 3 === 0 ? 'care-notes' : 'residents', id: `id-${String(i).padStart(5, '0')}`, version: 1, data: JSON.stringify({ n: i, note: `バイタル正常 ${i}`, nested: { a: [1, 2, 3] } }), created_at: app.clock.now(), updated_at: app.clock.now() }));
+    const rows = Array.from({ length: 1205 }, (_, i) => ({ customer_id: customerId, collection: i % 3 === 0 ? 'care-notes' : 'residents', id: `id-${String(i).padStart(5, '0')}`, version: 1, data: JSON.stringify({ n: i, note: i % 100 === 7 ? `改行\nタブ\t\\バックスラッシュ "引用" \u0001 ${i}` : `バイタル正常 ${i}`, nested: { a: [1, 2, 3] } }), created_at: app.clock.now(), updated_at: app.clock.now() }));
     for (let i = 0; i < rows.length; i += 400) await app.ctx.db.insertInto('data_records').values(rows.slice(i, i + 400)).execute();
     for (const size of [0, 1000, 300_000]) {
       const body = randomBytes(size);
@@ -101,6 +102,21 @@ describe.each(databaseKinds)('R10.1–R10.4 backups on %s', (kind) => {
     expect(stored).toHaveLength(3);
     expect((await searchDataAccess(app.ctx.db, { customerId, operation: 'restore' })).length).toBe(1);
     expect((await verifyAuditChain(app.ctx.db)).ok).toBe(true);
+  });
+
+  it('R10.4 a restore puts back a record changed behind hokan (same version and times) and leaves identical rows as they are', async () => {
+    const rowVersions = async () =>
+      new Map(
+        (await sql<{ id: string; xmin: string }>`select id, xmin::text as xmin from data_records where customer_id = ${customerId} and collection = 'residents' and id in ('id-00001', 'id-00002')`.execute(app.ctx.db)).rows.map((r) => [r.id, r.xmin]),
+      );
+    await sql`update data_records set data = '{"ransom": "pay up"}'::jsonb where customer_id = ${customerId} and collection = 'residents' and id = 'id-00001'`.execute(app.ctx.db);
+    const before = await rowVersions();
+    await restoreCustomer(deps, { backupId, actor });
+    expect(await snapshotOfLiveData()).toEqual(original);
+    const after = await rowVersions();
+    expect(after.get('id-00001')).not.toBe(before.get('id-00001'));
+    // The unchanged row is the same tuple: only what differs is rewritten.
+    expect(after.get('id-00002')).toBe(before.get('id-00002'));
   });
 
   it('a backup cannot be deleted or rewritten through hokan before it expires', async () => {

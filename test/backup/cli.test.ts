@@ -87,7 +87,7 @@ describe('hokan backup commands, as an operator runs them', () => {
     expect(drill.code).toBe(0);
     expect(drill.out).toMatch(/^OK\s+drill/m);
 
-    const parts = fs.readdirSync(backupDir, { recursive: true }).map(String).filter((f) => f.endsWith('records.ndjson.gz.hkn'));
+    const parts = fs.readdirSync(backupDir, { recursive: true }).map(String).filter((f) => f.endsWith('records.tsv.gz.hkn'));
     const victim = path.join(backupDir, parts[0]!);
     fs.chmodSync(victim, 0o644);
     const bytes = fs.readFileSync(victim);
@@ -95,7 +95,7 @@ describe('hokan backup commands, as an operator runs them', () => {
     fs.writeFileSync(victim, bytes);
     const broken = await run(['backup', 'verify', '--all']);
     expect(broken.code).toBe(1);
-    expect(broken.out).toMatch(/BROKEN .*\n\s+records\.ndjson\.gz\.hkn: /);
+    expect(broken.out).toMatch(/BROKEN .*\n\s+records\.tsv\.gz\.hkn: /);
 
     const bad = await run(['backup', 'restore', '--customer', 'nobody']);
     expect(bad.code).toBe(1);

@@ -318,7 +318,7 @@ function faultSuite(label: string, makeTarget: (base: string) => Promise<Target>
     expect(await latestGoodBackup(db(), customerId)).toBeUndefined();
     // The second one left real parts behind, but no manifest: incomplete by construction.
     const strays = partFiles(dirs.primary, customerId, second);
-    expect(strays).toContain('records.ndjson.gz.hkn');
+    expect(strays).toContain('records.tsv.gz.hkn');
     expect(strays.some((f) => f.startsWith('files/'))).toBe(true);
     expect(strays).not.toContain('manifest.json.hkn');
 

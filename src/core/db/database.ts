@@ -4,6 +4,7 @@ import { PGlite, types as pgliteTypes } from '@electric-sql/pglite';
 import { Kysely, Migrator, PostgresDialect, type Transaction } from 'kysely';
 import pg from 'pg';
 import { ConnectionHealth } from './connection-health.js';
+import { copyCapablePool } from './copy.js';
 import { migrationProvider } from './migrations/index.js';
 import { PGliteDialect } from './pglite-dialect.js';
 import type { Database } from './schema.js';
@@ -46,7 +47,7 @@ export async function openDatabase(target: DatabaseTarget): Promise<DatabaseHand
       // the event itself would be thrown and end the process.
       client.on('error', (err) => health.failed(err, 'connection'));
     });
-    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: copyCapablePool(pool) }) });
     const url = new URL(target.url);
     return { db, kind: 'postgres', location: `postgresql://${url.host}${url.pathname}`, health, close: () => db.destroy() };
   }

@@ -14,6 +14,7 @@ import {
   type QueryResult,
   type TransactionSettings,
 } from 'kysely';
+import { runPgliteCopy } from './copy.js';
 import { Mutex } from './mutex.js';
 
 /**
@@ -83,6 +84,11 @@ class PGliteConnection implements DatabaseConnection {
   constructor(private readonly pglite: PGlite) {}
 
   async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
+    const copied = await runPgliteCopy(compiled.sql, compiled.parameters, async (statement, blob) => {
+      const r = await this.pglite.query(statement, [], { blob });
+      return r.affectedRows ?? 0;
+    });
+    if (copied !== null) return { rows: [{ copied } as R] };
     const result = await this.pglite.query<R>(compiled.sql, [...compiled.parameters]);
     return {
       rows: result.rows,

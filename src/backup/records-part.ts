@@ -1,0 +1,83 @@
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import type { BlobStore } from '../storage/index.js';
+import { partAad, partKey } from './catalog.js';
+import { createDecryptStream } from './crypto/index.js';
+import { recordLineCopy, type BackupManifest, type RecordLine } from './manifest.js';
+import { HashingStream, ndjsonLines } from './streams.js';
+
+/** Format 1 line → format 2 line, so old backups restore through the same COPY path. */
+export function ndjsonToCopyLine(line: string): string {
+  const r = JSON.parse(line) as RecordLine;
+  return recordLineCopy(r.c, r.i, r.v, JSON.stringify(r.d), new Date(r.ca), new Date(r.ua));
+}
+
+function countNewlines(buf: Buffer): number {
+  let n = 0;
+  for (let at = buf.indexOf(10); at >= 0; at = buf.indexOf(10, at + 1)) n++;
+  return n;
+}
+
+// Format-1 lines are converted and handed on in pieces of about this size.
+const CONVERTED_CHUNK = 256 * 1024;
+
+/**
+ * Reads a backup's records part (decrypt → gunzip → hash) as COPY text lines for
+ * `COPY … (collection, id, version, data, created_at, updated_at) FROM STDIN`. The stream is
+ * authenticated to its end before `finish` resolves, so a caller commits only after `finish`.
+ */
+export class RecordsPartReader {
+  lines = 0;
+  readonly #plain = new HashingStream();
+  #error: unknown = null;
+  #decoded: Promise<void> | null = null;
+
+  private constructor(private readonly format: BackupManifest['format']) {}
+
+  static async open(store: BlobStore, key: Buffer, customerId: string, backupId: string, manifest: BackupManifest): Promise<RecordsPartReader> {
+    const reader = new RecordsPartReader(manifest.format);
+    const src = await store.get(partKey(customerId, backupId, manifest.records.part));
+    const decrypt = createDecryptStream(key, { aad: partAad(customerId, backupId, manifest.records.part) });
+    reader.#decoded = pipeline(src, decrypt, createGunzip(), reader.#plain).catch((err: unknown) => {
+      reader.#error = err;
+      reader.#plain.destroy(err instanceof Error ? err : new Error(String(err)));
+    });
+    return reader;
+  }
+
+  /** The lines as COPY input; `onLines` sees the running count (for progress). */
+  async *copyChunks(onLines?: (lines: number) => void): AsyncGenerator<Buffer | string> {
+    if (this.format === 'hokan-backup/2') {
+      for await (const chunk of this.#plain as AsyncIterable<Buffer>) {
+        this.lines += countNewlines(chunk);
+        onLines?.(this.lines);
+        yield chunk;
+      }
+      return;
+    }
+    let out = '';
+    for await (const line of ndjsonLines(this.#plain)) {
+      out += ndjsonToCopyLine(line);
+      this.lines++;
+      if (out.length >= CONVERTED_CHUNK) {
+        onLines?.(this.lines);
+        yield out;
+        out = '';
+      }
+    }
+    onLines?.(this.lines);
+    if (out) yield out;
+  }
+
+  /** After the lines are consumed: the stream's own outcome, with the hash of the plain part. */
+  async finish(): Promise<{ sha256: string; lines: number }> {
+    await this.#decoded;
+    if (this.#error) throw this.#error;
+    return { sha256: this.#plain.sha256, lines: this.lines };
+  }
+
+  /** Stops reading (after a failure elsewhere), so the source is not left open. */
+  close(): void {
+    if (!this.#plain.destroyed) this.#plain.destroy();
+  }
+}
