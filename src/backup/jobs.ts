@@ -12,7 +12,7 @@ import { failOrphanedRestoreJobs, RESTORE_JOB, runRestoreJob } from './restore-j
 import { expireBackups } from './retention.js';
 import { failAbandonedBackups, runBackup } from './run-backup.js';
 import type { BackupSettings } from './settings.js';
-import type { TargetName } from './verify.js';
+import { verifyBackup, type TargetName } from './verify.js';
 
 export const BACKUP_DAILY = 'backup.daily';
 export const BACKUP_CUSTOMER = 'backup.customer';
@@ -23,6 +23,8 @@ export const BACKUP_DRILL = 'backup.drill';
 /** One customer's restore drill, asked for from the console (the weekly drill picks its own customers). */
 export const BACKUP_DRILL_CUSTOMER = 'backup.drill.customer';
 export const BACKUP_RESTORE = RESTORE_JOB;
+/** One backup re-read and checked, asked for from the console (reading every part can take minutes). */
+export const BACKUP_VERIFY = 'backup.verify';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -103,6 +105,10 @@ export function registerBackupJobs(queue: JobQueue, deps: BackupJobDeps): void {
     const r = await restoreDrill({ db, clock, settings }, payload.customerId, payload.target ?? 'primary');
     if (!r) deps.logger.warn({ customerId: payload.customerId }, 'restore drill skipped: the customer has no good backup');
     else if (!r.ok) deps.logger.error({ customerId: payload.customerId, problems: r.problems }, 'ALERT: restore drill failed');
+  }, { maxAttempts: 1 });
+  queue.register<{ backupId: string; target?: TargetName }>(BACKUP_VERIFY, async ({ db, clock, payload }) => {
+    const r = await verifyBackup({ db, clock, settings }, payload.backupId, payload.target ?? 'primary');
+    if (!r.ok) deps.logger.error({ backupId: payload.backupId, problems: r.problems }, 'ALERT: backup verification failed');
   }, { maxAttempts: 1 });
   // R10.4: never retried by the queue (maxAttempts 1). A run cut off by a shutdown or a crash comes
   // back once (handed back, or its lease ran out) and is then settled as interrupted, not re-run.

@@ -82,6 +82,16 @@ const ACTIVE: RestoreJobState[] = ['queued', 'running'];
 const alreadyRestoring = (customerId: string, jobId: string) =>
   new HokanError('conflict', bi(`このお客様の復元が既に実行中または待機中です（${jobId}）。終わってから開始してください。`, `A restore of this customer is already queued or running (${jobId}); start another when it has finished.`), [{ path: 'backupId', message: `customer ${customerId} is being restored by ${jobId}` }]);
 
+/** Reading a backup (drill, verify, restore) needs the target it reads from; refused before anything is queued. */
+export function assertTargetConfigured(settings: BackupSettings, t: TargetName): void {
+  if (t === 'primary' ? settings.primary : settings.offsite) return;
+  throw new HokanError(
+    'conflict',
+    bi(t === 'primary' ? 'バックアップ先（HOKAN_BACKUP_URL）が設定されていません。' : '遠隔地（HOKAN_OFFSITE_URL）が設定されていません。', t === 'primary' ? 'No backup target is configured (HOKAN_BACKUP_URL).' : 'No remote site is configured (HOKAN_OFFSITE_URL).'),
+    [{ path: 'target', message: `the ${t} target is not configured` }],
+  );
+}
+
 /** The queued or running restore of a customer, if any (the synchronous API refuses to run beside it). */
 export async function activeRestoreOf(db: DbOrTx, customerId: string): Promise<RestoreJobView | null> {
   const row = await db.selectFrom('backup_restore_jobs').selectAll().where('customer_id', '=', customerId).where('state', 'in', ACTIVE).executeTakeFirst();
@@ -182,6 +192,7 @@ async function settleInterrupted(db: Db, clock: Clock, row: Row): Promise<void> 
     .where('action', '=', 'backup.restored')
     .where('subject_type', '=', 'customer')
     .where('subject_id', '=', row.customer_id)
+    .where('actor_label', '=', row.requested_by_label)
     .where('at', '>=', row.started_at ?? row.created_at)
     .where(sql<string>`details->>'backupId'`, '=', row.backup_id)
     .orderBy('seq', 'desc')

@@ -2,8 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { findCustomer } from '../contracts/customers.js';
 import { actorOf, canAccessCustomer, isCustomerAdminOf, requireOperatorRole } from '../core/auth/principal.js';
-import { errors, HokanError } from '../core/errors.js';
-import { bi } from '../core/i18n.js';
+import { errors } from '../core/errors.js';
 import type { AppContext } from '../http/context.js';
 import { principalOf, router, uuid } from '../http/route-kit.js';
 import { backupView, getBackup, listBackups } from './catalog.js';
@@ -12,18 +11,10 @@ import { BACKUP_CUSTOMER, BACKUP_DRILL_CUSTOMER } from './jobs.js';
 import { offsiteStatus } from './offsite.js';
 import { getDeletionCertificate } from './purge.js';
 import { restoreCustomer } from './restore.js';
-import { assertNoActiveRestore, getRestoreJob, listRestoreJobs, requestRestore } from './restore-jobs.js';
-import type { BackupSettings } from './settings.js';
-import { verifyBackup, type TargetName } from './verify.js';
+import { assertNoActiveRestore, assertTargetConfigured, getRestoreJob, listRestoreJobs, requestRestore } from './restore-jobs.js';
+import { verifyBackup } from './verify.js';
 
 const target = z.enum(['primary', 'offsite']).default('primary');
-
-/** A drill needs the target it reads from; refused before anything is queued. */
-export function assertDrillTarget(settings: BackupSettings, t: TargetName): void {
-  if (!(t === 'primary' ? settings.primary : settings.offsite)) {
-    throw new HokanError('conflict', bi(t === 'primary' ? 'バックアップ先（HOKAN_BACKUP_URL）が設定されていません。' : '遠隔地（HOKAN_OFFSITE_URL）が設定されていません。', t === 'primary' ? 'No backup target is configured (HOKAN_BACKUP_URL).' : 'No remote site is configured (HOKAN_OFFSITE_URL).'), [{ path: 'target', message: `the ${t} target is not configured` }]);
-  }
-}
 
 export function registerBackupRoutes(app: FastifyInstance, ctx: AppContext): void {
   const r = router(app);
@@ -116,7 +107,7 @@ export function registerBackupRoutes(app: FastifyInstance, ctx: AppContext): voi
   }, async (req, reply) => {
     requireOperatorRole(principalOf(req), 'admin', 'operator');
     if (!(await findCustomer(ctx.db, req.body.customerId))) throw errors.notFound('お客様 / customer', req.body.customerId);
-    assertDrillTarget(ctx.backup, req.body.target);
+    assertTargetConfigured(ctx.backup, req.body.target);
     const jobId = await ctx.queue.enqueue(ctx.db, BACKUP_DRILL_CUSTOMER, { customerId: req.body.customerId, target: req.body.target }, { maxAttempts: 1 });
     return reply.code(202).send({ queued: true, jobId });
   });
