@@ -46,6 +46,7 @@ export interface RestoreJobView {
   finishedAt: string | null;
 }
 
+const PHASES: Array<RestoreProgress['phase']> = ['manifest', 'files', 'records', 'cleanup', 'done'];
 // Where each phase sits in the bar: the records load is most of a restore's time, the files next.
 const PHASE_SPAN: Record<RestoreProgress['phase'], [number, number]> = { manifest: [0, 5], files: [5, 45], records: [45, 95], cleanup: [95, 99], done: [100, 100] };
 
@@ -229,7 +230,9 @@ export async function runRestoreJob(deps: { db: Db; clock: Clock; settings: Back
 
   // Progress is written at most a few times a second, one write at a time: on PGlite a write waits
   // for the restore's transaction to end, and piling them up would only replay stale numbers. A new
-  // phase is written at once, so the page never shows an earlier phase than the run is in.
+  // phase is written at once. Files are staged while the records load, so restoreCustomer reports
+  // 'files' again after 'records' has begun; the bar only moves forward, so those are dropped.
+  const rank = (phase: RestoreProgress['phase']) => PHASES.indexOf(phase);
   let latest: RestoreProgress = { phase: 'manifest', done: 0, total: 1 };
   let lastWrite = 0;
   let inFlight: Promise<void> | null = null;
@@ -254,6 +257,7 @@ export async function runRestoreJob(deps: { db: Db; clock: Clock; settings: Back
       });
   };
   const onProgress = (p: RestoreProgress) => {
+    if (rank(p.phase) < rank(latest.phase)) return;
     const phaseChanged = p.phase !== latest.phase;
     latest = p;
     const t = performance.now();
