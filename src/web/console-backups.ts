@@ -96,6 +96,7 @@ export function registerConsoleBackups(app: FastifyInstance, deps: WebDeps): voi
     const targets = [{ value: 'primary', label: l(pc, TARGET_LABEL.primary) }, ...(ctx.backup.offsite ? [{ value: 'offsite', label: l(pc, TARGET_LABEL.offsite) }] : [])];
     const customerOptions = customers.map((c) => ({ value: c.id, label: `${c.name}（${c.code}）` }));
     return page(reply, pc, t('バックアップ', 'Backups'), '/console/backups', html`${doneNote(req, DONE(t))}
+${state?.form === 'verify' ? html`<div class="alert" role="alert">${state.message ?? Object.values(state.errors).join(' ')}</div>` : ''}
 <dl class="facts"><dt>${t('バックアップ先', 'Backup target')}</dt><dd>${configured ? t('設定済み（別媒体）', 'configured (separate medium)') : t('未設定', 'not configured')}</dd>
 <dt>${t('遠隔地', 'Remote site')}</dt><dd>${ctx.backup.offsite ? t(`設定済み・${ctx.backup.offsiteCycleDays}日ごと`, `configured, every ${ctx.backup.offsiteCycleDays} days`) : t('未設定', 'not configured')}</dd>
 <dt>${t('毎日の実行', 'Daily at')}</dt><dd>${String(ctx.backup.dailyAtJstHour).padStart(2, '0')}:00 JST</dd></dl>
@@ -170,6 +171,7 @@ ${checksTable(pc, customers, backups, checks)}
     run: async (d, _p, r) => {
       const b = await getBackup(ctx.db, bid(r));
       assertTargetConfigured(ctx.backup, d.target);
+      if (d.target === 'offsite' && b.offsite_state !== 'copied') throw errors.conflict('このバックアップは遠隔地に複製されていません。', `Backup ${b.id} has no remote copy to verify (state ${b.offsite_state}).`);
       return ctx.queue.enqueue(ctx.db, BACKUP_VERIFY, { backupId: b.id, target: d.target }, { maxAttempts: 1 });
     },
     page: backupsPage,

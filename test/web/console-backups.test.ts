@@ -129,6 +129,9 @@ for (const kind of databaseKinds) {
       expect(res.headers['location']).toBe('/console/backups?done=drill');
       const verify = await postForm(app, ope, '/console/backups', `/console/backups/${backupId}/verify`, { target: 'primary' });
       expect(verify.statusCode).toBe(303);
+      const noCopy = await postForm(app, ope, '/console/backups', `/console/backups/${backupId}/verify`, { target: 'offsite' });
+      expect(noCopy.statusCode).toBe(409);
+      expect(noCopy.body).toMatch(/role="alert">このバックアップは遠隔地に複製されていません。</);
       expect((await postForm(app, helpdesk, '/console/backups', '/console/backups/drills', { customerId: sakura.id, target: 'primary' })).statusCode).toBe(403);
       await app.ctx.queue.runDueJobs();
       const checks = await listBackupChecks(app.ctx.db);
