@@ -76,3 +76,33 @@ export async function listBackups(db: DbOrTx, filter: { customerId?: string; sta
 export async function latestGoodBackup(db: DbOrTx, customerId: string): Promise<BackupRow | undefined> {
   return db.selectFrom('backups').selectAll().where('customer_id', '=', customerId).where('state', '=', 'good').orderBy('started_at', 'desc').limit(1).executeTakeFirst();
 }
+
+export interface BackupCheckView {
+  id: string;
+  backupId: string;
+  customerId: string;
+  /** A drill writes two rows: a 'verify' of every part it reads, then the 'drill' (restore into scratch, compare). */
+  kind: 'verify' | 'drill';
+  target: 'primary' | 'offsite';
+  ok: boolean;
+  startedAt: string;
+  finishedAt: string;
+  problems: string[];
+}
+
+/** The latest verifications and drills (backup_checks), newest first, with what went wrong in words. */
+export async function listBackupChecks(db: DbOrTx, filter: { customerId?: string; limit?: number } = {}): Promise<BackupCheckView[]> {
+  let q = db
+    .selectFrom('backup_checks')
+    .innerJoin('backups', 'backups.id', 'backup_checks.backup_id')
+    .select(['backup_checks.id', 'backup_checks.backup_id', 'backups.customer_id', 'backup_checks.kind', 'backup_checks.target', 'backup_checks.ok', 'backup_checks.started_at', 'backup_checks.finished_at', 'backup_checks.detail'])
+    .orderBy('backup_checks.started_at', 'desc')
+    .orderBy('backup_checks.finished_at', 'desc')
+    .limit(Math.min(filter.limit ?? 50, 500));
+  if (filter.customerId) q = q.where('backups.customer_id', '=', filter.customerId);
+  return (await q.execute()).map((r) => {
+    const detail = (typeof r.detail === 'string' ? JSON.parse(r.detail) : r.detail) as { problems?: Array<string | { part: string; problem: string }> } | null;
+    const problems = (detail?.problems ?? []).map((p) => (typeof p === 'string' ? p : `${p.part}: ${p.problem}`));
+    return { id: r.id, backupId: r.backup_id, customerId: r.customer_id, kind: r.kind, target: r.target, ok: r.ok, startedAt: r.started_at.toISOString(), finishedAt: r.finished_at.toISOString(), problems };
+  });
+}

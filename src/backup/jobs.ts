@@ -8,9 +8,11 @@ import type { BlobStore } from '../storage/index.js';
 import { restoreDrill } from './drill.js';
 import { runOffsiteCycle } from './offsite.js';
 import { purgeDueCustomers } from './purge.js';
+import { failOrphanedRestoreJobs, RESTORE_JOB, runRestoreJob } from './restore-jobs.js';
 import { expireBackups } from './retention.js';
 import { failAbandonedBackups, runBackup } from './run-backup.js';
 import type { BackupSettings } from './settings.js';
+import { verifyBackup, type TargetName } from './verify.js';
 
 export const BACKUP_DAILY = 'backup.daily';
 export const BACKUP_CUSTOMER = 'backup.customer';
@@ -18,6 +20,11 @@ export const BACKUP_OFFSITE = 'backup.offsite';
 export const BACKUP_EXPIRE = 'backup.expire';
 export const BACKUP_PURGE = 'backup.purge';
 export const BACKUP_DRILL = 'backup.drill';
+/** One customer's restore drill, asked for from the console (the weekly drill picks its own customers). */
+export const BACKUP_DRILL_CUSTOMER = 'backup.drill.customer';
+export const BACKUP_RESTORE = RESTORE_JOB;
+/** One backup re-read and checked, asked for from the console (reading every part can take minutes). */
+export const BACKUP_VERIFY = 'backup.verify';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -69,6 +76,7 @@ export function registerBackupJobs(queue: JobQueue, deps: BackupJobDeps): void {
   });
   queue.register(BACKUP_EXPIRE, async ({ db, clock }) => {
     await failAbandonedBackups(db, clock);
+    await failOrphanedRestoreJobs(db, clock);
     await expireBackups(base(db, clock));
   });
   queue.register(BACKUP_PURGE, async ({ db, clock }) => {
@@ -92,6 +100,21 @@ export function registerBackupJobs(queue: JobQueue, deps: BackupJobDeps): void {
       if (r && !r.ok) deps.logger.error({ customerId, problems: r.problems }, 'ALERT: restore drill failed');
     }
   });
+
+  queue.register<{ customerId: string; target?: TargetName }>(BACKUP_DRILL_CUSTOMER, async ({ db, clock, payload }) => {
+    const r = await restoreDrill({ db, clock, settings }, payload.customerId, payload.target ?? 'primary');
+    if (!r) deps.logger.warn({ customerId: payload.customerId }, 'restore drill skipped: the customer has no good backup');
+    else if (!r.ok) deps.logger.error({ customerId: payload.customerId, problems: r.problems }, 'ALERT: restore drill failed');
+  }, { maxAttempts: 1 });
+  queue.register<{ backupId: string; target?: TargetName }>(BACKUP_VERIFY, async ({ db, clock, payload }) => {
+    const r = await verifyBackup({ db, clock, settings }, payload.backupId, payload.target ?? 'primary');
+    if (!r.ok) deps.logger.error({ backupId: payload.backupId, problems: r.problems }, 'ALERT: backup verification failed');
+  }, { maxAttempts: 1 });
+  // R10.4: never retried by the queue (maxAttempts 1). A run cut off by a shutdown or a crash comes
+  // back once (handed back, or its lease ran out) and is then settled as interrupted, not re-run.
+  queue.register<{ restoreJobId: string }>(BACKUP_RESTORE, async ({ db, clock, payload }) => {
+    await runRestoreJob({ db, clock, settings, live: deps.live }, payload.restoreJobId);
+  }, { maxAttempts: 1 });
 
   // 02:00 JST is 17:00 UTC the day before.
   queue.schedule({ name: BACKUP_DAILY, queue: BACKUP_DAILY, everyMs: DAY, offsetMs: (((settings.dailyAtJstHour - 9) % 24) + 24) % 24 * HOUR });

@@ -7,10 +7,11 @@ import type { AppContext } from '../http/context.js';
 import { principalOf, router, uuid } from '../http/route-kit.js';
 import { backupView, getBackup, listBackups } from './catalog.js';
 import { renderCertificateHtml, renderCertificatePdf } from './certificate-render.js';
-import { BACKUP_CUSTOMER } from './jobs.js';
+import { BACKUP_CUSTOMER, BACKUP_DRILL_CUSTOMER } from './jobs.js';
 import { offsiteStatus } from './offsite.js';
 import { getDeletionCertificate } from './purge.js';
 import { restoreCustomer } from './restore.js';
+import { assertNoActiveRestore, assertTargetConfigured, getRestoreJob, listRestoreJobs, requestRestore } from './restore-jobs.js';
 import { verifyBackup } from './verify.js';
 
 const target = z.enum(['primary', 'offsite']).default('primary');
@@ -75,7 +76,40 @@ export function registerBackupRoutes(app: FastifyInstance, ctx: AppContext): voi
     if (row.customer_id !== req.body.confirmCustomerId) {
       throw errors.invalidField('confirmCustomerId', '復元するお客様のIDが一致しません。', "does not match the backup's customer");
     }
+    await assertNoActiveRestore(ctx.db, row.customer_id);
     return { restore: await restoreCustomer(deps(), { backupId: row.id, from: req.body.from, actor: actorOf(p) }) };
+  });
+
+  r.post('/backups/:backupId/restore-jobs', {
+    schema: { tags: ['backup'], summary: "Queue a restore of the backup's customer and follow its progress (R10.4; admin)", params: z.object({ backupId: uuid }), body: z.object({ from: target, confirmCustomerId: uuid }) },
+  }, async (req, reply) => {
+    const p = requireOperatorRole(principalOf(req), 'admin');
+    const job = await requestRestore({ db: ctx.db, clock: ctx.clock, queue: ctx.queue, settings: ctx.backup }, actorOf(p), { backupId: req.params.backupId, from: req.body.from, confirmCustomerId: req.body.confirmCustomerId });
+    return reply.code(202).send({ restoreJob: job });
+  });
+
+  r.get('/backups/restore-jobs', {
+    schema: { tags: ['backup'], summary: 'Recent restore jobs, newest first (R10.4)', querystring: z.object({ customerId: uuid.optional(), limit: z.coerce.number().int().min(1).max(200).default(20) }) },
+  }, async (req) => {
+    requireOperatorRole(principalOf(req), 'admin', 'operator', 'support');
+    return { restoreJobs: await listRestoreJobs(ctx.db, { limit: req.query.limit, ...(req.query.customerId ? { customerId: req.query.customerId } : {}) }) };
+  });
+
+  r.get('/backups/restore-jobs/:restoreJobId', {
+    schema: { tags: ['backup'], summary: 'One restore job: state, phase and progress (R10.4)', params: z.object({ restoreJobId: uuid }) },
+  }, async (req) => {
+    requireOperatorRole(principalOf(req), 'admin', 'operator', 'support');
+    return { restoreJob: await getRestoreJob(ctx.db, req.params.restoreJobId) };
+  });
+
+  r.post('/backups/drills', {
+    schema: { tags: ['backup'], summary: "Queue a restore drill of a customer's latest good backup (R10.4); the result shows in /backups/status", body: z.object({ customerId: uuid, target }) },
+  }, async (req, reply) => {
+    requireOperatorRole(principalOf(req), 'admin', 'operator');
+    if (!(await findCustomer(ctx.db, req.body.customerId))) throw errors.notFound('お客様 / customer', req.body.customerId);
+    assertTargetConfigured(ctx.backup, req.body.target);
+    const jobId = await ctx.queue.enqueue(ctx.db, BACKUP_DRILL_CUSTOMER, { customerId: req.body.customerId, target: req.body.target }, { maxAttempts: 1 });
+    return reply.code(202).send({ queued: true, jobId });
   });
 
   const certParams = z.object({ customerId: uuid, format: z.enum(['json', 'html', 'pdf']) });

@@ -13,22 +13,19 @@ const text = (max: number) =>
     .max(max)
     .refine((s) => !/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.test(s), { error: 'must not contain control characters' });
 
-const checklistBody = z
+export const checklistItem = z
+  .object({
+    key: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, { error: 'a key of 1–64 lower-case letters, digits, "_" or "-"' }),
+    label: text(200),
+    description: text(2000).nullable().default(null),
+  })
+  .strict();
+
+export const checklistBody = z
   .object({
     name: text(200),
     intervalHours: z.number().int().min(1).max(8760).nullable().default(null).describe('hours between rounds; null: HOKAN_ROUND_INTERVAL_HOURS'),
-    items: z
-      .array(
-        z
-          .object({
-            key: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, { error: 'a key of 1–64 lower-case letters, digits, "_" or "-"' }),
-            label: text(200),
-            description: text(2000).nullable().default(null),
-          })
-          .strict(),
-      )
-      .min(1)
-      .max(500),
+    items: z.array(checklistItem).min(1).max(500),
   })
   .strict();
 

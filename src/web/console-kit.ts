@@ -43,7 +43,7 @@ export function consoleKit(app: FastifyInstance, deps: WebDeps) {
     return p;
   };
   const pcOf = (req: FastifyRequest, reply: FastifyReply, p: Operator) => pageContext(deps, req, reply, p);
-  const page = (reply: FastifyReply, pc: PageContext, title: string, path: string, body: Html, status = 200) => shell(reply, pc, { face: 'console', nav: nav(pc), title, path, body, status });
+  const page = (reply: FastifyReply, pc: PageContext, title: string, path: string, body: Html, status = 200, head?: Html) => shell(reply, pc, { face: 'console', nav: nav(pc), title, path, body, status, ...(head ? { head } : {}) });
   const param = (req: FastifyRequest, name: string): string => {
     const v = (req.params as Record<string, string>)[name] ?? '';
     if (!z.uuid().safeParse(v).success) throw errors.notFound('ID', v);

@@ -11,7 +11,8 @@ import { ruleBody } from '../monitoring/hardware-routes.js';
 import { COMPARISONS, createRule, deleteRule, listRules, RULE_SEVERITIES } from '../monitoring/hardware-rules.js';
 import { latestSample, querySeries } from '../monitoring/hardware-samples.js';
 import { createMonitor, deleteMonitor, getMonitor, listMonitors, MONITOR_KINDS, monitorInput, monitorResults, updateMonitor, type MonitorKind, type MonitorView } from '../monitoring/monitors.js';
-import { getChecklist, listChecklists, listRounds, recordRound, roundDueStates, type ChecklistView } from '../monitoring/rounds.js';
+import { checklistBody, checklistItem } from '../monitoring/round-routes.js';
+import { createChecklist, getChecklist, listChecklists, listRounds, recordRound, roundDueStates, type ChecklistView } from '../monitoring/rounds.js';
 import { lineChart } from './charts-line.js';
 import { consoleKit, fieldMessage, num, type Operator, type PageFn } from './console-kit.js';
 import { html, type Html } from './html.js';
@@ -312,7 +313,11 @@ ${field(rf, { name: 'severity', label: t('重大度（重大・重要は障害�
     const sev = (locale: Locale) => [{ value: 'major', label: locale === 'ja' ? '重要' : 'major' }, { value: 'critical', label: locale === 'ja' ? '重大' : 'critical' }, { value: 'minor', label: locale === 'ja' ? '軽微' : 'minor' }];
     return page(reply, pc, t('目視巡回', 'Visual rounds'), '/console/rounds', html`${doneNote(req, DONE(t))}
 <h2>${t('点検表と期限', 'Checklists and due times')}</h2>
-${due.length ? html`<ul>${due.map((d) => html`<li data-testid="round-due">${d.name} · ${t(`${d.intervalHours}時間ごと`, `every ${d.intervalHours} h`)} · ${t('前回', 'last')} ${fmtTime(d.lastRoundAt, locale)} · ${t('期限', 'due')} ${fmtTime(d.dueAt, locale)} · ${d.overdue ? html`<strong class="field-error">${t('期限切れ', 'overdue')}</strong>` : t('期限内', 'on time')}</li>`)}</ul>` : html`<p>${t('点検表はまだありません（API: POST /api/v1/rounds/checklists）。', 'No checklists yet (API: POST /api/v1/rounds/checklists).')}</p>`}
+${due.length ? html`<ul>${due.map((d) => html`<li data-testid="round-due">${d.name} · ${t(`${d.intervalHours}時間ごと`, `every ${d.intervalHours} h`)} · ${t('前回', 'last')} ${fmtTime(d.lastRoundAt, locale)} · ${t('期限', 'due')} ${fmtTime(d.dueAt, locale)} · ${d.overdue ? html`<strong class="field-error">${t('期限切れ', 'overdue')}</strong>` : t('期限内', 'on time')}</li>`)}</ul>` : html`<p>${canWrite ? t('点検表はまだありません。下のフォームから作成してください。', 'No checklists yet; create one with the form below.') : t('点検表はまだありません。', 'No checklists yet.')}</p>`}
+${canWrite ? html`<details class="action"${state?.form === 'checklist-new' || !checklists.length ? html` open` : ''}><summary>${t('点検表を作成する', 'Create a checklist')}</summary>${form({ id: 'checklist-new', action: '/console/rounds/checklists', csrf: pc.csrf, submit: t('作成する', 'Create'), state, locale, fields: html`
+${field('checklist-new', { name: 'name', label: t('点検表の名前', 'Checklist name'), required: true }, state)}
+${field('checklist-new', { name: 'intervalHours', label: t('巡回の間隔（時間）', 'Hours between rounds'), type: 'number', inputmode: 'numeric', hint: t(`空欄なら既定の${ctx.config.roundIntervalHours}時間。1〜8760。`, `Empty: the default of ${ctx.config.roundIntervalHours} hours. 1 to 8760.`) }, state)}
+${field('checklist-new', { name: 'items', label: t('点検項目（1行に1項目）', 'Items to check (one per line)'), type: 'textarea', required: true, hint: t('「項目 | 説明」と書くと説明を付けられます（例: UPSの表示 | バッテリー運転の表示がないこと）。', 'Write "item | description" to add a description (e.g. UPS panel | no on-battery indication).') }, state)}` })}</details>` : ''}
 ${canWrite ? checklists.map((c) => {
   const id = roundForm(c);
   const mine = state?.form === id ? state : undefined;
@@ -328,6 +333,27 @@ ${field(id, { name: `severity-${it.key}`, label: t('障害の重大度', 'Incide
 ${rounds.length ? html`<ul>${rounds.map((r) => html`<li data-testid="round">${fmtTime(r.performedAt, locale)} · ${checklists.find((c) => c.id === r.checklistId)?.name ?? r.checklistId} · ${r.performedBy} · ${t('所見', 'findings')} ${r.findings}${r.results.filter((x) => x.status === 'finding').map((x) => html`<br>${x.label}: ${x.note ?? ''}${x.incidentId ? html` → <a href="/console/incidents/${x.incidentId}">${t('障害', 'incident')}</a>` : ''}`)}</li>`)}</ul>` : html`<p>${t('ありません。', 'None.')}</p>`}`, status);
   };
   app.get('/console/rounds', { schema: { hide: true } }, async (req, reply) => roundsPage(req, reply, operator(req, ...READ)));
+  // R12.3③: the same schema and domain function as POST /api/v1/rounds/checklists; the textarea's
+  // lines become the items, keyed by position (keys are what a round's results refer to).
+  const checklistForm = checklistBody.extend({ items: z.array(checklistItem, { error: 'write at least one item, one per line' }).min(1).max(500) });
+  action('/console/rounds/checklists', {
+    form: () => 'checklist-new',
+    roles: WRITE,
+    schema: checklistForm,
+    input: (f) => {
+      const lines = (str(f, 'items') ?? '').split(/\r?\n/).map((x) => x.trim()).filter(Boolean);
+      const items = lines.map((line, i) => {
+        const [label = '', ...rest] = line.split(/\s*[|｜]\s*/);
+        const description = rest.join(' | ').trim();
+        return { key: `item-${i + 1}`, label, description: description || null };
+      });
+      const hours = str(f, 'intervalHours');
+      return { name: str(f, 'name') ?? '', intervalHours: hours === undefined ? null : num(hours), items: items.length ? items : undefined };
+    },
+    run: (d, p) => createChecklist(ctx.db, ctx.clock, actorOf(p), d),
+    page: roundsPage,
+    redirect: () => '/console/rounds?done=saved',
+  });
   const roundBody = z.object({ performedAt: instant.nullable() });
   action('/console/rounds/:checklistId', {
     form: (r) => `round-${param(r, 'checklistId')}`,

@@ -1,8 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { backupView, listBackups } from '../backup/catalog.js';
-import { BACKUP_CUSTOMER } from '../backup/jobs.js';
-import { offsiteStatus } from '../backup/offsite.js';
 import {
   contractView,
   extendTerm,
@@ -36,7 +33,7 @@ import { emergencyStopBody, plannedStopBody, stopNoteBody } from '../incidents/r
 import { cancelPlannedStop, EMERGENCY_CAUSES, EMERGENCY_CAUSE_CODES, endStop, listStops, PLANNED_REASONS, PLANNED_REASON_CODES, schedulePlannedStop, startEmergencyStop, stopView } from '../incidents/stops.js';
 import { horizontalBars, stackedBars } from './charts.js';
 import { html, type Html } from './html.js';
-import { fmtBytes, fmtDate, fmtTime, type T } from './i18n.js';
+import { fmtDate, fmtTime, type T } from './i18n.js';
 import { checked, checkCsrf, field, form, jstInstant, list, refusalState, requireHuman, seeOther, str, toJstLocal, validate, type FormData, type FormState, type Human, type WebDeps } from './kit.js';
 import type { NavItem } from './layout.js';
 import { consoleMoreNav } from './nav-more.js';
@@ -46,7 +43,7 @@ import { actionButton, doneNote, pageContext, shell, type PageContext } from './
 type Operator = Extract<Human, { kind: 'operator' }>;
 type PageFn = (req: FastifyRequest, reply: FastifyReply, p: Operator, state?: FormState, status?: number) => Promise<FastifyReply>;
 
-const DONE = (t: T): Record<string, string> => ({ saved: t('記録しました。', 'Saved.'), queued: t('バックアップを開始しました。', 'The backup was queued.') });
+const DONE = (t: T): Record<string, string> => ({ saved: t('記録しました。', 'Saved.') });
 
 export function nav(pc: PageContext): NavItem[] {
   const { t } = pc;
@@ -350,39 +347,7 @@ ${custField('emergency')}` })}</details>` : ''}`, status);
   action('/console/stops/:stopId/end', { form: () => 'end', roles: ops, status: true, schema: stopNoteBody, input: (f) => ({ note: str(f, 'note') ?? '' }), run: (d, p, r) => endStop(ctx.db, ctx.clock, actorOf(p), param(r, 'stopId'), d), page: stopsPage, redirect: () => '/console/stops?done=saved' });
   action('/console/stops/:stopId/cancel', { form: () => 'cancel', roles: ops, status: true, schema: stopNoteBody, input: (f) => ({ note: str(f, 'note') ?? '' }), run: (d, p, r) => cancelPlannedStop(ctx.db, ctx.clock, actorOf(p), param(r, 'stopId'), d), page: stopsPage, redirect: () => '/console/stops?done=saved' });
 
-  // ---- backups: catalog, remote-copy lag, checks (R10.1–R10.4) --------------------------------
-  app.get('/console/backups', { schema: { hide: true } }, async (req, reply) => {
-    const p = operator(req, 'admin', 'operator', 'support');
-    const pc = pcOf(req, reply, p);
-    const { t, locale } = pc;
-    const customers = await listCustomers(ctx.db);
-    const backups = (await listBackups(ctx.db, { limit: 200 })).map(backupView);
-    const lag = await offsiteStatus(ctx.db, ctx.clock, ctx.backup);
-    const canRun = hasOperatorRole(p, 'admin', 'operator') && ctx.backup.primary !== null;
-    return page(reply, pc, t('バックアップ', 'Backups'), '/console/backups', html`${doneNote(req, DONE(t))}
-<dl class="facts"><dt>${t('バックアップ先', 'Backup target')}</dt><dd>${ctx.backup.primary ? t('設定済み（別媒体）', 'configured (separate medium)') : t('未設定', 'not configured')}</dd>
-<dt>${t('遠隔地', 'Remote site')}</dt><dd>${ctx.backup.offsite ? t(`設定済み・${ctx.backup.offsiteCycleDays}日ごと`, `configured, every ${ctx.backup.offsiteCycleDays} days`) : t('未設定', 'not configured')}</dd>
-<dt>${t('毎日の実行', 'Daily at')}</dt><dd>${String(ctx.backup.dailyAtJstHour).padStart(2, '0')}:00 JST</dd></dl>
-<h2>${t('遠隔地へのコピーの遅れ', 'Remote-copy lag')}</h2>
-${lag.length ? horizontalBars(lag.map((l) => ({ label: customerName(customers, l.customerId), value: Math.round((l.lagHours ?? 0) * 10) / 10 })), t('お客様ごとの遠隔地コピーの遅れ（時間）', 'Remote-copy lag per customer (hours)'), '#1f4e99') : html`<p>${t('データがありません。', 'No data.')}</p>`}
-${lag.some((l) => l.overdue) ? html`<div class="alert" role="alert">${t('遠隔地へのコピーが周期を過ぎています', 'Remote copies are overdue for')}: ${lag.filter((l) => l.overdue).map((l) => customerName(customers, l.customerId)).join('、')}</div>` : ''}
-${canRun ? html`<details class="action"><summary>${t('今すぐバックアップ', 'Back up now')}</summary>${form({ id: 'backup-now', action: '/console/backups', csrf: pc.csrf, submit: t('開始する', 'Start'), state: undefined, locale, fields: field('backup-now', { name: 'customerId', label: t('お客様', 'Customer'), type: 'select', options: customers.map((c) => ({ value: c.id, label: c.name })) }, undefined) })}</details>` : ''}
-<h2>${t('カタログ', 'Catalog')}</h2>
-<div class="table-wrap"><table><thead><tr><th scope="col">${t('開始', 'Started')}</th><th scope="col">${t('お客様', 'Customer')}</th><th scope="col">${t('世代', 'Generation')}</th><th scope="col">${t('状態', 'State')}</th><th scope="col">${t('件数', 'Items')}</th><th scope="col">${t('サイズ', 'Size')}</th><th scope="col">${t('遠隔地', 'Remote')}</th></tr></thead>
-<tbody>${backups.map((b) => html`<tr><td>${fmtTime(b.startedAt, locale)}</td><td>${customerName(customers, b.customerId)}</td><td>${b.generation}</td><td>${b.state}${b.error ? html`<br><span class="muted">${b.error}</span>` : ''}</td><td>${b.records ?? '—'} / ${b.files ?? '—'}</td><td>${b.storedBytes === null ? '—' : fmtBytes(b.storedBytes)}</td><td>${b.offsite.state}${b.offsite.copiedAt ? html`<br>${fmtTime(b.offsite.copiedAt, locale)}` : ''}</td></tr>`)}</tbody></table></div>
-<p class="hint">${t('復元・検証・訓練は hokan backup restore|verify|drill（CLI）またはAPIで行います。', 'Restore, verify and drills: hokan backup restore|verify|drill (CLI) or the API.')}</p>`);
-  });
-  app.post('/console/backups', { schema: { hide: true } }, async (req, reply) => {
-    const p = operator(req, 'admin', 'operator');
-    const f = (req.body ?? {}) as FormData;
-    checkCsrf(deps.csrf, req, f);
-    const id = str(f, 'customerId') ?? '';
-    if (!ctx.backup.primary) throw errors.conflict('バックアップ先（HOKAN_BACKUP_URL）が設定されていません。', 'No backup target is configured (HOKAN_BACKUP_URL).');
-    if (!(await listCustomers(ctx.db)).some((c) => c.id === id)) throw errors.notFound('お客様 / customer', id);
-    void p;
-    await ctx.queue.enqueue(ctx.db, BACKUP_CUSTOMER, { customerId: id, generation: 'manual' });
-    return seeOther(reply, '/console/backups?done=queued');
-  });
+  // The backups pages (R10.1–R10.4) are in console-backups.ts.
 
   // ---- IDS events and statistics, refusals from abroad, misuse flags (R4.1, R12.2, R11.1③) --
   app.get('/console/gateway', { schema: { hide: true } }, async (req, reply) => {

@@ -8,6 +8,7 @@ import type { AppContext } from '../http/context.js';
 import { SESSION_COOKIE } from '../http/route-kit.js';
 import { registerAssetRoutes } from './assets.js';
 import { registerConsole } from './console.js';
+import { registerConsoleBackups } from './console-backups.js';
 import { registerConsoleReports } from './console-reports.js';
 import { registerConsoleTerms } from './console-terms.js';
 import { registerConsoleMonitoring } from './console-monitoring.js';
@@ -134,6 +135,7 @@ export async function registerWeb(app: FastifyInstance, ctx: AppContext): Promis
 
     registerPortal(web, deps);
     registerConsole(web, deps);
+    registerConsoleBackups(web, deps);
     registerPortalTerms(web, deps);
     registerPortalReports(web, deps);
     registerConsoleTerms(web, deps);

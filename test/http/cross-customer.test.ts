@@ -33,6 +33,8 @@ const SAMPLE_BODIES: Record<string, unknown> = {
   'POST /api/v1/backups': { customerId: '{customerId}' },
   'POST /api/v1/backups/{backupId}/verify': { target: 'primary' },
   'POST /api/v1/backups/{backupId}/restore': { from: 'primary', confirmCustomerId: '{customerId}' },
+  'POST /api/v1/backups/{backupId}/restore-jobs': { from: 'primary', confirmCustomerId: '{customerId}' },
+  'POST /api/v1/backups/drills': { customerId: '{customerId}', target: 'primary' },
   'POST /api/v1/customers/{customerId}/migration-requests': { note: 'x' },
   'POST /api/v1/migration-requests/{requestId}/package': {},
   'POST /api/v1/migration-requests/{requestId}/delivered': { note: 'x' },
@@ -139,6 +141,7 @@ describe.each(databaseKinds)('cross-customer isolation on %s', (kind) => {
       .replace('{fileId}', ids.fileId)
       .replace('{requestId}', ids.requestId)
       .replace('{backupId}', '5f2b7a52-3c1e-4d6f-9a8b-1c2d3e4f5a6b')
+      .replace('{restoreJobId}', '6e3c8b63-4d2f-4e7a-8b9c-2d3e4f5a6b7c')
       .replace('{itemId}', '6a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d')
       .replace('{stopId}', '7b2c3d4e-5f6a-4b7c-8d9e-0f1a2b3c4d5e')
       .replace('{format}', 'json')

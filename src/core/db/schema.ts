@@ -232,6 +232,29 @@ export interface BackupChecksTable {
   detail: Json;
 }
 
+/** R10.4: a restore run as a job; its progress is what the console's progress page shows. */
+export interface BackupRestoreJobsTable {
+  id: string;
+  backup_id: string;
+  customer_id: string;
+  from_target: 'primary' | 'offsite';
+  state: 'queued' | 'running' | 'done' | 'failed';
+  phase: 'manifest' | 'files' | 'records' | 'cleanup' | 'done' | null;
+  done: number;
+  total: number;
+  records: number | null;
+  files: number | null;
+  error: string | null;
+  /** The queue job that runs it, so a restore whose job ended without settling it can be found. */
+  job_id: string | null;
+  requested_by_kind: 'operator' | 'customer_user' | 'api_token' | 'system';
+  requested_by_id: string | null;
+  requested_by_label: string;
+  created_at: Timestamp;
+  started_at: Timestamp | null;
+  finished_at: Timestamp | null;
+}
+
 export interface DeletionCertificatesTable {
   id: string;
   customer_id: string;
@@ -769,6 +792,7 @@ export interface Database {
   customer_keys: CustomerKeysTable;
   backups: BackupsTable;
   backup_checks: BackupChecksTable;
+  backup_restore_jobs: BackupRestoreJobsTable;
   deletion_certificates: DeletionCertificatesTable;
   data_records: DataRecordsTable;
   data_files: DataFilesTable;
