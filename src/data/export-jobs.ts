@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Selectable } from 'kysely';
+import { sql, type Selectable } from 'kysely';
 import type { Actor } from '../core/audit/audit-log.js';
 import type { Clock } from '../core/clock.js';
 import type { Db, DbOrTx } from '../core/db/database.js';
@@ -137,7 +137,9 @@ class ByteCounter extends Transform {
 export async function runExportJob(deps: { db: Db; clock: Clock; files: BlobStore }, exportId: string): Promise<void> {
   const { db, clock, files } = deps;
   const row = await db.selectFrom('data_export_jobs').selectAll().where('id', '=', exportId).executeTakeFirst();
-  if (!row || row.state !== 'queued') return;
+  // 'running' here is a run cut off by a shutdown (the queue hands the job back) or a crash: an
+  // export only reads, so it starts over and overwrites its own archive.
+  if (!row || (row.state !== 'queued' && row.state !== 'running')) return;
   const fail = async (message: string) => {
     await db.updateTable('data_export_jobs').set({ state: 'failed', error: message.slice(0, 500), finished_at: clock.now() }).where('id', '=', exportId).execute();
   };
@@ -200,9 +202,35 @@ export async function removeExpiredExports(db: Db, clock: Clock, files: BlobStor
   return rows.length;
 }
 
+/**
+ * Exports whose job is gone without settling them (a crash after the last attempt) are failed, so
+ * the portal stops showing them as in progress and the customer can export again.
+ */
+export async function failOrphanedExports(db: Db, clock: Clock): Promise<number> {
+  const res = await db
+    .updateTable('data_export_jobs')
+    .set({ state: 'failed', error: 'the export was interrupted; please export again', finished_at: clock.now() })
+    .where('state', 'in', ['queued', 'running'])
+    .where((eb) =>
+      eb.not(
+        eb.exists(
+          eb
+            .selectFrom('jobs')
+            .select('jobs.id')
+            .where('jobs.queue', '=', EXPORT_JOB)
+            .where('jobs.state', 'in', ['queued', 'active'])
+            .where(sql<boolean>`jobs.payload->>'exportId' = data_export_jobs.id::text`),
+        ),
+      ),
+    )
+    .executeTakeFirst();
+  return Number(res.numUpdatedRows);
+}
+
 export function registerExportJobs(queue: JobQueue, files: BlobStore): void {
   queue.register<{ exportId: string }>(EXPORT_JOB, async ({ db, clock, payload }) => runExportJob({ db, clock, files }, payload.exportId), { maxAttempts: 1 });
   queue.register(EXPORT_CLEANUP, async ({ db, clock }) => {
+    await failOrphanedExports(db, clock);
     await removeExpiredExports(db, clock, files);
   });
   queue.schedule({ name: EXPORT_CLEANUP, queue: EXPORT_CLEANUP, everyMs: 3_600_000 });

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addCustomerUser, addCustomerWithContract, addOperator, startTestApp, type TestApp } from '../helpers/app.js';
 import { databaseKinds } from '../helpers/databases.js';
@@ -8,7 +9,7 @@ import { StatusPageCache } from '../../src/web/status-page.js';
 import { statusSnapshot } from '../../src/notify/status-snapshot.js';
 import { postIncidentNotice } from '../../src/notify/notices.js';
 import { createComponent } from '../../src/notify/components.js';
-import { removeExpiredExports } from '../../src/data/export-jobs.js';
+import { EXPORT_JOB, failOrphanedExports, removeExpiredExports } from '../../src/data/export-jobs.js';
 import { csrfOf, mergeCookies, postForm, webSignIn } from './helpers.js';
 
 const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
@@ -213,6 +214,28 @@ for (const kind of databaseKinds) {
       const expired = await app.request({ method: 'GET', url: href, headers: { cookie: await webSignIn(app, 'portal', 'midori-admin') } });
       expect(expired.statusCode).toBe(409);
       expect(expired.body).toContain('ダウンロード期限を過ぎました');
+    });
+
+    it('R10.5 an export cut off mid-run starts over and finishes; one whose job is gone is failed, and the customer can export again', async () => {
+      const cookie = await webSignIn(app, 'portal', 'midori-admin');
+      const idOf = (location: unknown) => /([0-9a-f-]{36})$/.exec(String(location))![1]!;
+      // A run handed back by a shutdown leaves the row 'running' with its job queued again.
+      const first = idOf((await postForm(app, cookie, '/portal/export', '/portal/export', {})).headers['location']);
+      await app.ctx.db.updateTable('data_export_jobs').set({ state: 'running' }).where('id', '=', first).execute();
+      await app.ctx.queue.runDueJobs();
+      expect((await app.ctx.db.selectFrom('data_export_jobs').select('state').where('id', '=', first).executeTakeFirstOrThrow()).state).toBe('done');
+      // A crash on the last attempt leaves the row 'running' and its job failed: the sweep settles it.
+      const second = idOf((await postForm(app, cookie, '/portal/export', '/portal/export', {})).headers['location']);
+      await app.ctx.db.updateTable('data_export_jobs').set({ state: 'running' }).where('id', '=', second).execute();
+      await sql`update jobs set state = 'failed' where queue = ${EXPORT_JOB} and payload->>'exportId' = ${second}`.execute(app.ctx.db);
+      expect(await failOrphanedExports(app.ctx.db, app.ctx.clock)).toBe(1);
+      const row = await app.ctx.db.selectFrom('data_export_jobs').select(['state', 'error']).where('id', '=', second).executeTakeFirstOrThrow();
+      expect(row).toEqual({ state: 'failed', error: 'the export was interrupted; please export again' });
+      const third = idOf((await postForm(app, cookie, '/portal/export', '/portal/export', {})).headers['location']);
+      expect(third).not.toBe(second);
+      await app.ctx.queue.runDueJobs();
+      expect((await app.ctx.db.selectFrom('data_export_jobs').select('state').where('id', '=', third).executeTakeFirstOrThrow()).state).toBe('done');
+      expect(await failOrphanedExports(app.ctx.db, app.ctx.clock)).toBe(0);
     });
 
     it('R8.1 R20 an operator opens an incident from the console; a support role may not; validation errors name the field', async () => {
