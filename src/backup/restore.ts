@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
 import { sql } from 'kysely';
 import { appendAudit, type Actor } from '../core/audit/audit-log.js';
 import type { Clock } from '../core/clock.js';
@@ -9,7 +9,7 @@ import { copyFrom } from '../core/db/copy.js';
 import { errors } from '../core/errors.js';
 import { logDataAccess } from '../data/access-log.js';
 import { customerFilesPrefix, fileBlobKey } from '../data/files.js';
-import type { BlobStore } from '../storage/index.js';
+import { BlobNotFoundError, type BlobStore } from '../storage/index.js';
 import { getBackup, partAad, partKey, partsOf } from './catalog.js';
 import { createDecryptStream } from './crypto/index.js';
 import { customerDataKey } from './keys.js';
@@ -43,7 +43,8 @@ const CLEANUP_BATCH = 16;
  * Atomic per customer: files are staged under new keys first (checked against the manifest), then
  * every record and file row is replaced in one transaction that commits only after the whole
  * encrypted records stream has been authenticated to its end. Any failure leaves the live data as
- * it was; the staged copies are removed.
+ * it was; the staged copies are removed. A live file whose bytes still hash to the backup's copy
+ * is kept where it is instead of being staged again (decision 0025).
  */
 export async function restoreCustomer(
   deps: { db: Db; clock: Clock; settings: BackupSettings; live: BlobStore },
@@ -68,6 +69,11 @@ export async function restoreCustomer(
   // overwrite the live file, and cleaning up after a failed restore would then delete it).
   const tag = `r${randomBytes(6).toString('hex')}`;
   const staged: Array<{ fileId: string; key: string }> = [];
+  // Live files the backup holds byte for byte: their rows point at them again, nothing is copied.
+  const kept: Array<{ fileId: string; key: string }> = [];
+  const liveFiles = new Map(
+    (await db.selectFrom('data_files').select(['id', 'sha256', 'size', 'blob_key']).where('customer_id', '=', customerId).execute()).map((r) => [r.id, r]),
+  );
   const unstage = async () => {
     for (const s of staged) await live.delete(s.key, clock.now()).catch(() => {});
   };
@@ -82,6 +88,17 @@ export async function restoreCustomer(
       while (next < manifest.files.length && !stopStaging) {
         const f = manifest.files[next++]!;
         if (!parts.some((p) => p.name === f.part)) throw new Error(`file part ${f.part} is not in the catalog`);
+        const current = liveFiles.get(f.id);
+        if (current && current.sha256 === f.sha256 && Number(current.size) === f.size) {
+          // The backup's part is still read and authenticated to its end, so a damaged backup is
+          // refused whether or not its bytes are needed; only the write (and its fsyncs) is saved.
+          const [intact] = await Promise.all([liveCopyHashes(live, current.blob_key, f.sha256), authenticatePart(store, key, customerId, row.id, f.part)]);
+          if (intact) {
+            kept.push({ fileId: f.id, key: current.blob_key });
+            progress({ phase: 'files', done: ++done, total: manifest.files.length });
+            continue;
+          }
+        }
         const stagedKey = `${fileBlobKey(customerId, f.id)}-${tag}`;
         if (await live.head(stagedKey)) throw new Error(`staging key ${stagedKey} is already taken`);
         const check = new HashingStream();
@@ -153,10 +170,23 @@ export async function restoreCustomer(
           where not exists (select 1 from data_records d where d.customer_id = ${customerId} and d.collection = r.collection and d.id = r.id)`.execute(trx);
       restoredRecords = loaded;
       progress({ phase: 'records', done: restoredRecords, total: manifest.records.count });
-      await trx.deleteFrom('data_files').where('customer_id', '=', customerId).execute();
       const stagingError = await staging;
       if (stagingError) throw stagingError;
-      const stagedKeyOf = new Map(staged.map((s) => [s.fileId, s.key]));
+      // A kept file must still be the live row's blob: a file deleted meanwhile may have lost its
+      // blob, so the restore stops (nothing changed) rather than point a row at nothing. The lock
+      // makes a delete that comes later wait, then find no row of its own to delete.
+      const lockedKeyOf = new Map(
+        (await trx.selectFrom('data_files').select(['id', 'blob_key']).where('customer_id', '=', customerId).forUpdate().execute()).map((r) => [r.id, r.blob_key]),
+      );
+      const moved = kept.filter((k) => lockedKeyOf.get(k.fileId) !== k.key);
+      if (moved.length > 0) {
+        throw errors.conflict(
+          `復元中にお客様のファイルが変更されました（${moved.length}件）。データは変更していません。もう一度復元してください。`,
+          `${moved.length} of the customer's files changed during the restore; nothing was changed. Run the restore again.`,
+        );
+      }
+      const stagedKeyOf = new Map([...staged, ...kept].map((s) => [s.fileId, s.key]));
+      await trx.deleteFrom('data_files').where('customer_id', '=', customerId).execute();
       for (let i = 0; i < manifest.files.length; i += 500) {
         const rows = manifest.files.slice(i, i + 500).map((f) => ({ customer_id: customerId, id: f.id, name: f.name, content_type: f.contentType, size: f.size, sha256: f.sha256, blob_key: stagedKeyOf.get(f.id)!, created_at: f.createdAt }));
         await trx.insertInto('data_files').values(rows).execute();
@@ -174,7 +204,7 @@ export async function restoreCustomer(
 
     // 3. Remove live objects the restored rows no longer reference.
     progress({ phase: 'cleanup', done: 0, total: 1 });
-    const keep = new Set(staged.map((s) => s.key));
+    const keep = new Set([...staged, ...kept].map((s) => s.key));
     // Deleted a batch at a time: one by one, each delete waits for its own round trip (or fsync).
     let doomed: string[] = [];
     const sweep = async () => {
@@ -195,4 +225,24 @@ export async function restoreCustomer(
     await unstage();
     throw err;
   }
+}
+
+/** Whether the live blob still holds exactly the backup's bytes (a missing blob does not). */
+async function liveCopyHashes(live: BlobStore, key: string, sha256: string): Promise<boolean> {
+  let src: NodeJS.ReadableStream;
+  try {
+    src = await live.get(key);
+  } catch (err) {
+    if (err instanceof BlobNotFoundError) return false;
+    throw err;
+  }
+  const hash = createHash('sha256');
+  for await (const chunk of src as AsyncIterable<Buffer>) hash.update(chunk);
+  return hash.digest('hex') === sha256;
+}
+
+/** Decrypts a part into nothing: resolves only if every chunk authenticates, to the final one. */
+async function authenticatePart(store: BlobStore, key: Buffer, customerId: string, backupId: string, part: string): Promise<void> {
+  const sink = new Writable({ write: (_chunk, _enc, cb) => cb() });
+  await pipeline(await store.get(partKey(customerId, backupId, part)), createDecryptStream(key, { aad: partAad(customerId, backupId, part) }), sink);
 }

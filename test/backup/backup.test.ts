@@ -20,7 +20,7 @@ const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const actor = systemActor('test restore');
 
 describe.each(databaseKinds)('R10.1–R10.4 backups on %s', (kind) => {
-  let app: TestApp;
+  let app: TestApp & { filesDir: string };
   let deps: Awaited<ReturnType<typeof backupDepsFor>>;
   let customerId: string;
   let token: string;
@@ -117,6 +117,28 @@ describe.each(databaseKinds)('R10.1–R10.4 backups on %s', (kind) => {
     expect(after.get('id-00001')).not.toBe(before.get('id-00001'));
     // The unchanged row is the same tuple: only what differs is rewritten.
     expect(after.get('id-00002')).toBe(before.get('id-00002'));
+  });
+
+  it('R10.4 a live file whose bytes were changed behind hokan is put back from the backup; intact files stay where they are', async () => {
+    const keyOf = async (id: string) => (await app.ctx.db.selectFrom('data_files').select('blob_key').where('customer_id', '=', customerId).where('id', '=', id).executeTakeFirstOrThrow()).blob_key;
+    const tampered = files[2]!;
+    const intact = files[1]!;
+    const tamperedKey = await keyOf(tampered.id);
+    const intactKey = await keyOf(intact.id);
+    const onDisk = path.join(app.filesDir, tamperedKey);
+    fs.chmodSync(onDisk, 0o600);
+    fs.writeFileSync(onDisk, randomBytes(tampered.body.length));
+    await restoreCustomer(deps, { backupId, actor });
+    expect(await snapshotOfLiveData()).toEqual(original);
+    expect(await keyOf(intact.id)).toBe(intactKey);
+    expect(await keyOf(tampered.id)).not.toBe(tamperedKey);
+    for (const f of files) {
+      const res = await app.request({ method: 'GET', url: `/api/v1/data/files/${f.id}/content`, token });
+      expect(sha(res.rawPayload)).toBe(sha(f.body));
+    }
+    const stored: string[] = [];
+    for await (const b of app.ctx.files.list(`customers/${customerId}/files/`)) stored.push(b.key);
+    expect(stored.sort()).toEqual((await Promise.all(files.map((f) => keyOf(f.id)))).sort());
   });
 
   it('a backup cannot be deleted or rewritten through hokan before it expires', async () => {
