@@ -342,7 +342,7 @@ async function measureHokan(db: Db, settings: BackupSettings, live: LocalDirecto
   if (profiled) reportProfile('restore', await profiler.stop(resultsPath('backup-restore').replace(/\.json$/, '.cpuprofile')));
   await checkRestored(db, live, seeded);
 
-  const order: Array<RestoreProgress['phase']> = ['manifest', 'files', 'records', 'cleanup', 'done'];
+  const order: Array<RestoreProgress['phase']> = ['manifest', 'records', 'files', 'cleanup', 'done'];
   const restorePhasesS: Record<string, number> = {};
   order.forEach((ph, i) => {
     const start = phaseStart[ph];

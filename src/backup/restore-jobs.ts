@@ -46,9 +46,10 @@ export interface RestoreJobView {
   finishedAt: string | null;
 }
 
-const PHASES: Array<RestoreProgress['phase']> = ['manifest', 'files', 'records', 'cleanup', 'done'];
-// Where each phase sits in the bar: the records load is most of a restore's time, the files next.
-const PHASE_SPAN: Record<RestoreProgress['phase'], [number, number]> = { manifest: [0, 5], files: [5, 45], records: [45, 95], cleanup: [95, 99], done: [100, 100] };
+const PHASES: Array<RestoreProgress['phase']> = ['manifest', 'records', 'files', 'cleanup', 'done'];
+// Where each phase sits in the bar: the records load is most of a restore's time; the files are
+// checked and staged while the database applies the records.
+const PHASE_SPAN: Record<RestoreProgress['phase'], [number, number]> = { manifest: [0, 5], records: [5, 55], files: [55, 95], cleanup: [95, 99], done: [100, 100] };
 
 export function restoreJobView(r: Row): RestoreJobView {
   let percent: number | null = null;

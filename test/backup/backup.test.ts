@@ -89,7 +89,7 @@ describe.each(databaseKinds)('R10.1–R10.4 backups on %s', (kind) => {
     const phases = new Set<string>();
     const result = await restoreCustomer({ ...deps }, { backupId, actor, onProgress: (p) => phases.add(p.phase) });
     expect(result).toMatchObject({ records: 1205, files: 3 });
-    expect([...phases]).toEqual(['manifest', 'files', 'records', 'cleanup', 'done']);
+    expect([...phases]).toEqual(['manifest', 'records', 'files', 'cleanup', 'done']);
     const now = await snapshotOfLiveData();
     expect(now).toEqual(original);
     for (const f of files) {

@@ -88,7 +88,7 @@ describe.each(databaseKinds)('R10.4 restore jobs through the API on %s', (kind) 
     expect(history[0]).toMatchObject({ state: 'running', phase: 'manifest' });
     expect(history.at(-1)).toMatchObject({ state: 'done', phase: 'done' });
     // The phases written only ever move forward.
-    const order = ['manifest', 'files', 'records', 'cleanup', 'done'];
+    const order = ['manifest', 'records', 'files', 'cleanup', 'done'];
     const seen = history.map((h) => order.indexOf(h.phase));
     expect(seen).toEqual([...seen].sort((a, b) => a - b));
     expect(history.filter((h) => h.state === 'running').length).toBeGreaterThanOrEqual(2);
