@@ -231,8 +231,7 @@ export async function runRestoreJob(deps: { db: Db; clock: Clock; settings: Back
 
   // Progress is written at most a few times a second, one write at a time: on PGlite a write waits
   // for the restore's transaction to end, and piling them up would only replay stale numbers. A new
-  // phase is written at once. Files are staged while the records load, so restoreCustomer reports
-  // 'files' again after 'records' has begun; the bar only moves forward, so those are dropped.
+  // phase is written at once. The bar only moves forward: a report of an earlier phase is dropped.
   const rank = (phase: RestoreProgress['phase']) => PHASES.indexOf(phase);
   let latest: RestoreProgress = { phase: 'manifest', done: 0, total: 1 };
   let lastWrite = 0;
