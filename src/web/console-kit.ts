@@ -4,7 +4,7 @@ import { requireOperatorRole, type OperatorRole } from '../core/auth/principal.j
 import { errors, HokanError } from '../core/errors.js';
 import type { Locale } from '../core/i18n.js';
 import type { Html } from './html.js';
-import { checkCsrf, requireHuman, seeOther, validate, type FormData, type FormState, type Human, type WebDeps } from './kit.js';
+import { checkCsrf, pageMessage, requireHuman, seeOther, validate, type FormData, type FormState, type Human, type WebDeps } from './kit.js';
 import { nav } from './console.js';
 import { pageContext, shell, type PageContext } from './shell.js';
 
@@ -67,7 +67,7 @@ export function consoleKit(app: FastifyInstance, deps: WebDeps) {
         if (err instanceof HokanError && err.httpStatus < 500 && err.code !== 'not_found') {
           const errorsOf: Record<string, string> = {};
           for (const d of err.details) errorsOf[d.path.split('.')[0] || '_'] ??= fieldMessage(err, d, locale);
-          const state: FormState = { form: formId, values: f, errors: rename(errorsOf), message: err.messages[locale] };
+          const state: FormState = { form: formId, values: f, errors: rename(errorsOf), message: pageMessage(err, locale) };
           return opts.page(req, reply, p, opts.mapErrors ? opts.mapErrors(state, err, f, locale) : state, err.httpStatus);
         }
         throw err;
@@ -82,9 +82,7 @@ export function consoleKit(app: FastifyInstance, deps: WebDeps) {
 
 /** The message for one refused field: the bilingual message (without its "path: " prefix) when it is the only one, else the detail. */
 export function fieldMessage(err: HokanError, d: { path: string; message: string }, locale: Locale): string {
-  if (err.details.length !== 1) return d.message;
-  const m = err.messages[locale];
-  return m.startsWith(`${d.path}: `) ? m.slice(d.path.length + 2) : m;
+  return err.details.length === 1 ? pageMessage(err, locale) : d.message;
 }
 
 /** A form number: empty → undefined (the schema's default applies), otherwise Number (NaN is refused by the schema). */

@@ -137,13 +137,25 @@ export function validate<S extends z.ZodType>(schema: S, input: unknown, locale:
 }
 
 /** A domain refusal as a form state: messages next to the fields it names, the whole message on top. */
+/**
+ * A refusal's message for a page. The API's messages start with the field's path
+ * ("confirmCustomerId: …") for programs; on a page the message stands next to the labelled field,
+ * so the path is left out.
+ */
+export function pageMessage(err: HokanError, locale: Locale): string {
+  const m = err.messages[locale];
+  const pathPrefix = err.details.map((d) => `${d.path}: `).find((p) => m.startsWith(p));
+  return pathPrefix ? m.slice(pathPrefix.length) : m;
+}
+
 export function refusalState(form: string, values: FormData, err: HokanError, locale: Locale): FormState {
+  const message = pageMessage(err, locale);
   const errors: Record<string, string> = {};
   for (const d of err.details) {
     const key = d.path.split('.')[0] ?? '_';
-    if (key) errors[key] ??= err.details.length === 1 ? err.messages[locale] : d.message;
+    if (key) errors[key] ??= err.details.length === 1 ? message : d.message;
   }
-  return { form, values, errors, message: err.messages[locale] };
+  return { form, values, errors, message };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -74,6 +74,8 @@ for (const kind of databaseKinds) {
       const noCode = await postForm(app, boss, '/console/backups', '/console/backups/restores', { backupId, from: 'primary', confirmCustomerCode: 'midori', acknowledge: 'on' });
       expect(noCode.statusCode).toBe(400);
       expect(noCode.body).toMatch(/id="restore-confirmCustomerCode-error">選んだバックアップのお客様のコードと一致しません。</);
+      // The page names the field by its label; the API's "path: " prefix is not shown.
+      expect(noCode.body).not.toContain('confirmCustomerCode:');
       expect(noCode.body).toContain('aria-invalid="true"');
       const en = await postForm(app, boss, '/console/backups?lang=en', '/console/backups/restores?lang=en', { backupId, from: 'primary', confirmCustomerCode: 'sakura' });
       expect(en.statusCode).toBe(400);
