@@ -2,7 +2,7 @@ import { copyText } from '../core/db/copy.js';
 
 /** What one backup holds; encrypted with the customer's key (file names are personal data too). */
 export interface BackupManifest {
-  /** 1: records as NDJSON lines (RecordLine); 2: records as PostgreSQL COPY text lines (decision 0024). */
+  /** 1: records as NDJSON lines (RecordLine); 2: records as PostgreSQL COPY text lines (decision 0025). */
   format: 'hokan-backup/1' | 'hokan-backup/2';
   backupId: string;
   customerId: string;

@@ -143,7 +143,7 @@ export async function restoreCustomer(
       // The backup's rows go into a scratch table first (no indexes, so COPY runs at full speed),
       // and from there only what differs reaches data_records: rows identical to the live ones
       // stay, so a restore after a bad day rewrites the damage, not the whole customer, and
-      // index maintenance is paid only for what changes (decision 0024).
+      // index maintenance is paid only for what changes (decision 0025).
       await sql`create temporary table restore_records (collection text not null, id text not null, version integer not null, data text not null, created_at timestamptz not null, updated_at timestamptz not null) on commit drop`.execute(trx);
       const records = await RecordsPartReader.open(store, key, customerId, row.id, manifest);
       let loaded: number;

@@ -8,7 +8,7 @@ import type { DbOrTx } from './database.js';
 /**
  * Rows for `COPY … FROM STDIN` in PostgreSQL's text format. It travels as the only parameter of a
  * raw query, so the COPY runs on whatever connection Kysely uses for that query — inside a
- * transaction, the transaction's own — and both drivers recognise it there (decision 0024).
+ * transaction, the transaction's own — and both drivers recognise it there (decision 0025).
  */
 export class CopyFromSource {
   constructor(readonly chunks: AsyncIterable<Buffer | string>) {}
