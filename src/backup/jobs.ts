@@ -112,8 +112,9 @@ export function registerBackupJobs(queue: JobQueue, deps: BackupJobDeps): void {
   }, { maxAttempts: 1 });
   // R10.4: never retried by the queue (maxAttempts 1). A run cut off by a shutdown or a crash comes
   // back once (handed back, or its lease ran out) and is then settled as interrupted, not re-run.
-  queue.register<{ restoreJobId: string }>(BACKUP_RESTORE, async ({ db, clock, payload }) => {
-    await runRestoreJob({ db, clock, settings, live: deps.live }, payload.restoreJobId);
+  queue.register<{ restoreJobId: string }>(BACKUP_RESTORE, async ({ db, clock, payload, signal }) => {
+    // At shutdown the signal stops the restore before it commits; the row is then failed.
+    await runRestoreJob({ db, clock, settings, live: deps.live }, payload.restoreJobId, signal);
   }, { maxAttempts: 1 });
 
   // 02:00 JST is 17:00 UTC the day before.

@@ -214,7 +214,11 @@ async function settleInterrupted(db: Db, clock: Clock, row: Row): Promise<void> 
 }
 
 /** Runs one queued restore, writing its progress as it goes; never throws for the restore's own failure. */
-export async function runRestoreJob(deps: { db: Db; clock: Clock; settings: BackupSettings; live: BlobStore }, restoreJobId: string): Promise<RestoreJobView | null> {
+export async function runRestoreJob(
+  deps: { db: Db; clock: Clock; settings: BackupSettings; live: BlobStore },
+  restoreJobId: string,
+  signal?: AbortSignal,
+): Promise<RestoreJobView | null> {
   const { db, clock } = deps;
   const claimed = await db
     .updateTable('backup_restore_jobs')
@@ -271,7 +275,7 @@ export async function runRestoreJob(deps: { db: Db; clock: Clock; settings: Back
   };
   try {
     const actor: Actor = { kind: claimed.requested_by_kind, id: claimed.requested_by_id, label: claimed.requested_by_label };
-    const result = await restoreCustomer(deps, { backupId: claimed.backup_id, from: claimed.from_target, actor, onProgress });
+    const result = await restoreCustomer(deps, { backupId: claimed.backup_id, from: claimed.from_target, actor, onProgress, ...(signal ? { signal } : {}) });
     await settled();
     // 'failed' too: if this instance was written off while it finished the run, the truth is that it finished.
     await db

@@ -49,11 +49,23 @@ const CLEANUP_BATCH = 16;
  */
 export async function restoreCustomer(
   deps: { db: Db; clock: Clock; settings: BackupSettings; live: BlobStore },
-  input: { backupId: string; from?: TargetName; actor: Actor; onProgress?: (p: RestoreProgress) => void },
+  input: {
+    backupId: string;
+    from?: TargetName;
+    actor: Actor;
+    onProgress?: (p: RestoreProgress) => void;
+    /** Aborted (e.g. at shutdown): the restore stops before it commits and changes nothing. */
+    signal?: AbortSignal;
+  },
 ): Promise<RestoreResult> {
   const { db, clock, settings, live } = deps;
   const from = input.from ?? 'primary';
   const progress = input.onProgress ?? (() => {});
+  const signal = input.signal;
+  const stopIfAborted = () => {
+    if (signal?.aborted) throw new RestoreStoppedError();
+  };
+  stopIfAborted();
   const row = await getBackup(db, input.backupId);
   if (row.state !== 'good') throw errors.conflict(`バックアップの状態が ${row.state} のため復元できません。`, `Backup ${row.id} is ${row.state}; only good backups can be restored.`);
   if (from === 'offsite' && row.offsite_state !== 'copied') throw errors.conflict('このバックアップは遠隔地にまだ複製されていません。', `Backup ${row.id} has no remote copy (state ${row.offsite_state}).`);
@@ -89,6 +101,7 @@ export async function restoreCustomer(
     let done = 0;
     const worker = async () => {
       while (next < manifest.files.length && !stopStaging) {
+        stopIfAborted();
         const f = manifest.files[next++]!;
         if (!parts.some((p) => p.name === f.part)) throw new Error(`file part ${f.part} is not in the catalog`);
         const current = liveFiles.get(f.id);
@@ -152,11 +165,14 @@ export async function restoreCustomer(
         loaded = await copyFrom(
           trx,
           'copy restore_records (collection, id, version, data, created_at, updated_at) from stdin',
-          records.copyChunks((lines) => {
-            if (lines - reported < PROGRESS_EVERY) return;
-            reported = lines;
-            progress({ phase: 'records', done: Math.min(lines, manifest.records.count), total: manifest.records.count });
-          }),
+          untilAborted(
+            records.copyChunks((lines) => {
+              if (lines - reported < PROGRESS_EVERY) return;
+              reported = lines;
+              progress({ phase: 'records', done: Math.min(lines, manifest.records.count), total: manifest.records.count });
+            }),
+            stopIfAborted,
+          ),
         );
       } finally {
         records.close();
@@ -202,6 +218,8 @@ export async function restoreCustomer(
         const rows = manifest.files.slice(i, i + 500).map((f) => ({ customer_id: customerId, id: f.id, name: f.name, content_type: f.contentType, size: f.size, sha256: f.sha256, blob_key: stagedKeyOf.get(f.id)!, created_at: f.createdAt }));
         await trx.insertInto('data_files').values(rows).execute();
       }
+      // The last moment to stop: after this the restore commits.
+      stopIfAborted();
       await logDataAccess(trx, clock, { customerId, actor: input.actor, sourceIp: null, operation: 'restore', targetType: 'customer', targetId: row.id });
       await appendAudit(trx, clock, {
         actor: input.actor,
@@ -256,4 +274,19 @@ async function liveCopyHashes(live: BlobStore, key: string, sha256: string): Pro
 async function authenticatePart(store: BlobStore, key: Buffer, customerId: string, backupId: string, part: string): Promise<void> {
   const sink = new Writable({ write: (_chunk, _enc, cb) => cb() });
   await pipeline(await store.get(partKey(customerId, backupId, part)), createDecryptStream(key, { aad: partAad(customerId, backupId, part) }), sink);
+}
+
+/** The restore was stopped by its signal (a shutdown) before it committed; nothing changed. */
+export class RestoreStoppedError extends Error {
+  constructor() {
+    super('the restore was stopped (the instance is shutting down) before it committed; the live data is as it was');
+    this.name = 'RestoreStoppedError';
+  }
+}
+
+async function* untilAborted<T>(source: AsyncIterable<T>, check: () => void): AsyncGenerator<T> {
+  for await (const item of source) {
+    check();
+    yield item;
+  }
 }

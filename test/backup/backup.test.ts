@@ -5,7 +5,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getBackup, partKey, partsOf } from '../../src/backup/catalog.js';
 import { destroyCustomerKey } from '../../src/backup/keys.js';
-import { restoreCustomer } from '../../src/backup/restore.js';
+import { restoreCustomer, RestoreStoppedError } from '../../src/backup/restore.js';
 import { runBackup, type BackupDeps } from '../../src/backup/run-backup.js';
 import { loadBackupSettings } from '../../src/backup/settings.js';
 import { verifyBackup } from '../../src/backup/verify.js';
@@ -139,6 +139,27 @@ describe.each(databaseKinds)('R10.1–R10.4 backups on %s', (kind) => {
     const stored: string[] = [];
     for await (const b of app.ctx.files.list(`customers/${customerId}/files/`)) stored.push(b.key);
     expect(stored.sort()).toEqual((await Promise.all(files.map((f) => keyOf(f.id)))).sort());
+  });
+
+  it('R10.4 a restore stopped by its signal part-way (a shutdown) changes nothing and leaves no staged copies', async () => {
+    await sql`update data_records set data = '{"ransom": "pay up"}'::jsonb where customer_id = ${customerId} and collection = 'residents' and id = 'id-00004'`.execute(app.ctx.db);
+    await app.ctx.db.deleteFrom('data_files').where('customer_id', '=', customerId).where('id', '=', files[0]!.id).execute();
+    const blobs = async () => {
+      const keys: string[] = [];
+      for await (const b of app.ctx.files.list(`customers/${customerId}/files/`)) keys.push(b.key);
+      return keys.sort();
+    };
+    const before = await snapshotOfLiveData();
+    const blobsBefore = await blobs();
+    const stop = new AbortController();
+    // Stopped once the records are in the transaction and the files are about to be staged.
+    const stopped = restoreCustomer(deps, { backupId, actor, signal: stop.signal, onProgress: (p) => p.phase === 'files' && stop.abort() });
+    await expect(stopped).rejects.toBeInstanceOf(RestoreStoppedError);
+    expect(await snapshotOfLiveData()).toEqual(before);
+    expect(await blobs()).toEqual(blobsBefore);
+    await expect(restoreCustomer(deps, { backupId, actor, signal: AbortSignal.abort() })).rejects.toBeInstanceOf(RestoreStoppedError);
+    await restoreCustomer(deps, { backupId, actor });
+    expect(await snapshotOfLiveData()).toEqual(original);
   });
 
   it('a backup cannot be deleted or rewritten through hokan before it expires', async () => {

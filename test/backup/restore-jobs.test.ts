@@ -5,7 +5,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listBackupChecks } from '../../src/backup/catalog.js';
 import { restoreCustomer } from '../../src/backup/restore.js';
-import { failOrphanedRestoreJobs, getRestoreJob, listRestoreJobs } from '../../src/backup/restore-jobs.js';
+import { failOrphanedRestoreJobs, getRestoreJob, listRestoreJobs, runRestoreJob } from '../../src/backup/restore-jobs.js';
 import { runBackup } from '../../src/backup/run-backup.js';
 import { listAudit } from '../../src/core/audit/audit-log.js';
 import { databaseKinds } from '../helpers/databases.js';
@@ -171,6 +171,17 @@ describe.each(databaseKinds)('R10.4 restore jobs through the API on %s', (kind) 
     expect(await records(c.kiku!.id)).toEqual(before);
     const qjob = await app.ctx.db.selectFrom('jobs').select(['state', 'attempts']).where('queue', '=', 'backup.restore').orderBy('created_at', 'desc').executeTakeFirstOrThrow();
     expect(qjob.state).toBe('completed');
+  });
+
+  it('R10.4 a restore job whose signal is aborted (the instance shutting down) stops before it commits and is failed with the reason', async () => {
+    app.clock.advance(60_000);
+    const res = await start(backupId, { from: 'primary', confirmCustomerId: c.kiku!.id });
+    const id = res.json().restoreJob.id as string;
+    await app.request({ method: 'DELETE', url: '/api/v1/data/collections/residents/records/kiku-6', token: c.kiku!.token });
+    const before = await records(c.kiku!.id);
+    const job = await runRestoreJob({ db: app.ctx.db, clock: app.clock, settings: app.ctx.backup, live: app.ctx.files }, id, AbortSignal.abort());
+    expect(job).toMatchObject({ state: 'failed', error: expect.stringMatching(/stopped \(the instance is shutting down\) before it committed; the live data is as it was/) });
+    expect(await records(c.kiku!.id)).toEqual(before);
   });
 
   it('R10.4 a run cut off after its transaction committed is recorded as done (the audit entry is the proof)', async () => {
