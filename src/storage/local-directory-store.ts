@@ -175,8 +175,9 @@ export class LocalDirectoryStore implements BlobStore {
   }
 
   /**
-   * Removes what a killed process left under a prefix: temp files older than `olderThanMs` (an
-   * upload in progress is younger) and directories left empty. `list` never shows these, so the
+   * Removes what a killed process left under a prefix: temp files and retention records without
+   * their object, older than `olderThanMs` (an upload in progress is younger), and directories
+   * left empty. `list` never shows these, so the
    * expiry and the purge call this after deleting a prefix's blobs.
    */
   async removeLeftovers(prefix: string, now: Date, olderThanMs = 3_600_000): Promise<number> {
@@ -184,6 +185,9 @@ export class LocalDirectoryStore implements BlobStore {
     const slash = prefix.lastIndexOf('/');
     const startRel = slash === -1 ? '' : prefix.slice(0, slash);
     let removed = 0;
+    // 0 means "whatever their age" (the purge): mtimes are wall-clock time, which an injected
+    // clock need not agree with.
+    const oldEnough = (mtimeMs: number) => olderThanMs <= 0 || now.getTime() - mtimeMs >= olderThanMs;
     const sweep = async (dirRel: string): Promise<boolean> => {
       let entries;
       try {
@@ -202,9 +206,21 @@ export class LocalDirectoryStore implements BlobStore {
           } else empty = false;
           continue;
         }
+        // A retention record whose object is gone: what a delete killed between its two unlinks
+        // leaves (the object goes first). It retains nothing, but it names the customer's file.
+        if (entry.isFile() && rel.startsWith(prefix) && entry.name.endsWith(META_SUFFIX) && !entry.name.includes(TMP_MARKER)) {
+          const objectGone = !(await fsp.stat(full.slice(0, -META_SUFFIX.length)).then(() => true, () => false));
+          const st = objectGone ? await fsp.stat(full).catch(() => null) : null;
+          if (st && oldEnough(st.mtimeMs)) {
+            await fsp.chmod(full, 0o600).catch(() => {});
+            await fsp.rm(full, { force: true });
+            removed++;
+            continue;
+          }
+        }
         if (entry.isFile() && rel.startsWith(prefix) && entry.name.includes(TMP_MARKER)) {
           const st = await fsp.stat(full).catch(() => null);
-          if (st && now.getTime() - st.mtimeMs >= olderThanMs) {
+          if (st && oldEnough(st.mtimeMs)) {
             await fsp.chmod(full, 0o600).catch(() => {});
             await fsp.rm(full, { force: true });
             removed++;

@@ -415,6 +415,20 @@ describe('LocalDirectoryStore specifics', () => {
     await expect(store.delete('corrupt/obj', new Date())).rejects.toBeInstanceOf(StorageUnavailableError);
     expect(existsSync(path.join(root, 'corrupt/obj'))).toBe(true);
   });
+
+  it('R10.7 removeLeftovers clears a retention record whose object a killed delete already removed; records with their object stay', async () => {
+    await store.put('left/a', Buffer.from('a'));
+    await store.put('left/b', Buffer.from('b'));
+    // A delete killed between its two unlinks: the object is gone, its record is not.
+    await rm(path.join(root, 'left/a'), { force: true });
+    const now = new Date();
+    // Younger than the threshold: it might belong to an upload in progress, so it stays.
+    expect(await store.removeLeftovers('left/', now)).toBe(0);
+    expect(existsSync(path.join(root, 'left/a.hokan-meta.json'))).toBe(true);
+    expect(await store.removeLeftovers('left/', now, 0)).toBe(1);
+    expect((await walkFiles(root, 'left')).sort()).toEqual(['left/b', 'left/b.hokan-meta.json']);
+    expect((await collect(store.list('left/'))).map((i) => i.key)).toEqual(['left/b']);
+  });
 });
 
 describe('S3Store specifics', () => {
