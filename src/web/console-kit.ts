@@ -27,12 +27,15 @@ export interface ActionOpts<S extends z.ZodType> {
   fieldOf?: (key: string) => string;
   /** Maps a domain refusal's field paths (e.g. results.2.note) to the form's field names. */
   mapErrors?: (state: FormState, err: HokanError, f: FormData, locale: Locale) => FormState;
+  /** A larger body than Fastify's default (a terms document pasted into a form). */
+  bodyLimit?: number;
   /** Instead of redirecting, show a page (a secret shown once must not go into a URL). */
   render?: (req: FastifyRequest, reply: FastifyReply, p: Operator, result: unknown) => Promise<FastifyReply>;
 }
 
 /**
- * The console's page plumbing for the pages added beside console.ts (monitoring, notices): the
+ * The console's page plumbing for the pages added beside console.ts (monitoring, notices, terms,
+ * reports, backups): the
  * signed-in operator, the page context, the shell with the console's menu, and one form POST —
  * CSRF, role, the API's zod schema, the domain function, POST → redirect → GET (decision 0022).
  */
@@ -44,13 +47,9 @@ export function consoleKit(app: FastifyInstance, deps: WebDeps) {
   };
   const pcOf = (req: FastifyRequest, reply: FastifyReply, p: Operator) => pageContext(deps, req, reply, p);
   const page = (reply: FastifyReply, pc: PageContext, title: string, path: string, body: Html, status = 200, head?: Html) => shell(reply, pc, { face: 'console', nav: nav(pc), title, path, body, status, ...(head ? { head } : {}) });
-  const param = (req: FastifyRequest, name: string): string => {
-    const v = (req.params as Record<string, string>)[name] ?? '';
-    if (!z.uuid().safeParse(v).success) throw errors.notFound('ID', v);
-    return v;
-  };
+  const param = uuidParam;
   function action<S extends z.ZodType>(path: string, opts: ActionOpts<S>): void {
-    app.post(path, { schema: { hide: true } }, async (req, reply) => {
+    app.post(path, { schema: { hide: true }, ...(opts.bodyLimit ? { bodyLimit: opts.bodyLimit } : {}) }, async (req, reply) => {
       const p = operator(req);
       const f = (req.body ?? {}) as FormData;
       checkCsrf(deps.csrf, req, f);
@@ -79,6 +78,13 @@ export function consoleKit(app: FastifyInstance, deps: WebDeps) {
   }
   return { operator, pcOf, page, param, action };
 }
+
+/** A route's id parameter; anything but a UUID is "not found", like an unknown id. */
+export const uuidParam = (req: FastifyRequest, name: string): string => {
+  const v = (req.params as Record<string, string>)[name] ?? '';
+  if (!z.uuid().safeParse(v).success) throw errors.notFound('ID', v);
+  return v;
+};
 
 /** The message for one refused field: the bilingual message (without its "path: " prefix) when it is the only one, else the detail. */
 export function fieldMessage(err: HokanError, d: { path: string; message: string }, locale: Locale): string {

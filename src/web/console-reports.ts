@@ -1,20 +1,20 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { listCustomers } from '../contracts/customers.js';
-import { actorOf, requireOperatorRole, type OperatorRole } from '../core/auth/principal.js';
+import { actorOf } from '../core/auth/principal.js';
 import { errors } from '../core/errors.js';
 import { instant } from '../http/route-kit.js';
 import { BREACH_STATUSES, getBreach, listBreaches, NOTICE_STAGES, recordBreachNotice, updateBreach } from '../incidents/breach-clock.js';
 import { monthLabel } from '../incidents/report-render.js';
 import { japanMonthOf, providerMonthStatistics } from '../incidents/statistics.js';
 import { horizontalBars } from './charts.js';
-import { nav } from './console.js';
-import { consoleForm, uuidParam, type Operator, type PageFn } from './console-terms.js';
-import { html, type Html } from './html.js';
+import { consoleKit, uuidParam, type PageFn } from './console-kit.js';
+import { consoleForm } from './console-terms.js';
+import { html } from './html.js';
 import { fmtTime, type T } from './i18n.js';
-import { checked, field, form, jstInstant, requireHuman, str, toJstLocal, type FormData, type WebDeps } from './kit.js';
+import { checked, field, form, jstInstant, str, toJstLocal, type FormData, type WebDeps } from './kit.js';
 import { breachCustomerHtml, breachFactsHtml, incidentStatTable, monthsBetween } from './portal-reports.js';
-import { doneNote, pageContext, shell, type PageContext } from './shell.js';
+import { doneNote } from './shell.js';
 
 const MONTH_RE = /^\d{4}-(0[1-9]|1[0-2])$/;
 const text = z.string().trim().max(4000).refine((s) => !/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.test(s), { error: 'must not contain control characters' });
@@ -38,13 +38,7 @@ const intOrNull = (v: string | undefined): number | null => (v === undefined ? n
 
 export function registerConsoleReports(app: FastifyInstance, deps: WebDeps): void {
   const { ctx } = deps;
-  const operator = (req: FastifyRequest, ...roles: OperatorRole[]): Operator => {
-    const p = requireHuman(req, 'console') as Operator;
-    if (roles.length) requireOperatorRole(p, ...roles);
-    return p;
-  };
-  const pcOf = (req: FastifyRequest, reply: FastifyReply, p: Operator) => pageContext(deps, req, reply, p);
-  const page = (reply: FastifyReply, pc: PageContext, title: string, path: string, body: Html, status = 200) => shell(reply, pc, { face: 'console', nav: nav(pc), title, path, body, status });
+  const { operator, pcOf, page } = consoleKit(app, deps);
 
   // ---- SLA and liability report per month, provider-wide (R8.3, R20, R12.4) -------------------
   app.get('/console/reports', { schema: { hide: true } }, async (req, reply) => {

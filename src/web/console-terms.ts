@@ -1,67 +1,29 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { listCustomers } from '../contracts/customers.js';
-import { actorOf, requireOperatorRole, type OperatorRole } from '../core/auth/principal.js';
-import { errors, HokanError } from '../core/errors.js';
+import { actorOf } from '../core/auth/principal.js';
+import { errors } from '../core/errors.js';
 import { calendarDate, instant } from '../http/route-kit.js';
-import {
-  addConsultationMessage,
-  closeConsultation,
-  createNotice,
-  diffTermsVersions,
-  findConsultation,
-  getTermsVersion,
-  importTermsVersion,
-  listConsultations,
-  listNotices,
-  listTermsVersions,
-  NAMED_TOPICS,
-  publishNotice,
-  publishTermsVersion,
-  type ConsultationView,
-} from '../terms/index.js';
-import { nav } from './console.js';
-import { html, type Html } from './html.js';
+import { addConsultationMessage, closeConsultation, createNotice, diffTermsVersions, findConsultation, getTermsVersion, importTermsVersion, listConsultations, listNotices, listTermsVersions, NAMED_TOPICS, publishNotice, publishTermsVersion, type ConsultationView } from '../terms/index.js';
+import { consoleKit, uuidParam, type ActionOpts, type Operator, type PageFn } from './console-kit.js';
+import { html } from './html.js';
 import { fmtDate, fmtTime, type T } from './i18n.js';
-import { checkCsrf, field, form, jstInstant, list, refusalState, requireHuman, seeOther, str, validate, type FormData, type FormState, type Human, type WebDeps } from './kit.js';
+import { field, form, jstInstant, list, str, type FormData, type WebDeps } from './kit.js';
 import { consultationMessageBody, consultationThread, diffForm, diffHtml, documentHtml } from './portal-terms.js';
-import { actionButton, doneNote, pageContext, shell, type PageContext } from './shell.js';
+import { actionButton, doneNote } from './shell.js';
 
-export type Operator = Extract<Human, { kind: 'operator' }>;
-export type PageFn = (req: FastifyRequest, reply: FastifyReply, p: Operator, state?: FormState, status?: number) => Promise<FastifyReply>;
-
-/** The console's form POST: CSRF, role, schema, domain function; refusals next to the fields, success → 303. */
+/**
+ * A console form whose domain function answers where to go next: the console kit's form POST
+ * (CSRF, role, schema, refusals next to the fields), redirecting to what `run` returns.
+ */
 export function consoleForm<S extends z.ZodType>(
   app: FastifyInstance,
   deps: WebDeps,
   path: string,
-  opts: { form: (req: FastifyRequest) => string; roles: OperatorRole[]; schema: S; input: (f: FormData) => unknown; run: (data: z.output<S>, p: Operator, req: FastifyRequest) => Promise<string>; page: PageFn; bodyLimit?: number },
+  opts: Omit<ActionOpts<S>, 'run' | 'redirect'> & { run: (data: z.output<S>, p: Operator, req: FastifyRequest) => Promise<string> },
 ): void {
-  app.post(path, { schema: { hide: true }, ...(opts.bodyLimit ? { bodyLimit: opts.bodyLimit } : {}) }, async (req, reply) => {
-    const p = requireHuman(req, 'console') as Operator;
-    const f = (req.body ?? {}) as FormData;
-    checkCsrf(deps.csrf, req, f);
-    requireOperatorRole(p, ...opts.roles);
-    const locale = pageContext(deps, req, reply, p).locale;
-    const formId = opts.form(req);
-    const parsed = validate(opts.schema, opts.input(f), locale);
-    if (!parsed.ok) return opts.page(req, reply, p, { form: formId, values: f, errors: parsed.errors }, 400);
-    let next: string;
-    try {
-      next = await opts.run(parsed.data, p, req);
-    } catch (err) {
-      if (err instanceof HokanError && err.httpStatus < 500 && err.code !== 'not_found') return opts.page(req, reply, p, refusalState(formId, f, err, locale), err.httpStatus);
-      throw err;
-    }
-    return seeOther(reply, next);
-  });
+  consoleKit(app, deps).action(path, { ...opts, redirect: (_req, next) => String(next) });
 }
-
-export const uuidParam = (req: FastifyRequest, name: string): string => {
-  const v = (req.params as Record<string, string>)[name] ?? '';
-  if (!z.uuid().safeParse(v).success) throw errors.notFound('ID', v);
-  return v;
-};
 
 const oneLine = (max: number) => z.string().trim().min(1).max(max).refine((s) => !/[\r\n]/.test(s), { error: 'must be one line' });
 const importBody = z.object({ edition: oneLine(40), effectiveDate: calendarDate, text: z.string().min(1).max(512 * 1024) });
@@ -88,13 +50,7 @@ const DONE = (t: T) => ({
 
 export function registerConsoleTerms(app: FastifyInstance, deps: WebDeps): void {
   const { ctx } = deps;
-  const operator = (req: FastifyRequest, ...roles: OperatorRole[]): Operator => {
-    const p = requireHuman(req, 'console') as Operator;
-    if (roles.length) requireOperatorRole(p, ...roles);
-    return p;
-  };
-  const pcOf = (req: FastifyRequest, reply: FastifyReply, p: Operator) => pageContext(deps, req, reply, p);
-  const page = (reply: FastifyReply, pc: PageContext, title: string, path: string, body: Html, status = 200) => shell(reply, pc, { face: 'console', nav: nav(pc), title, path, body, status });
+  const { operator, pcOf, page } = consoleKit(app, deps);
 
   // ---- terms versions and notices (R1.1, R1.2, R2.1) -------------------------------------------
   const termsPage: PageFn = async (req, reply, p, state, status = 200) => {
