@@ -9,7 +9,7 @@ import { consoleKit, uuidParam, type ActionOpts, type Operator, type PageFn } fr
 import { html } from './html.js';
 import { fmtDate, fmtTime, type T } from './i18n.js';
 import { field, form, jstInstant, list, str, type FormData, type WebDeps } from './kit.js';
-import { consultationMessageBody, consultationThread, diffForm, diffHtml, documentHtml } from './portal-terms.js';
+import { consultationMessageBody, consultationThread, diffForm, diffHtml, diffVersionIds, documentHtml } from './portal-terms.js';
 import { actionButton, doneNote } from './shell.js';
 
 /**
@@ -150,10 +150,7 @@ ${v.state === 'draft' ? html`<p>${t('公開すると変更できなくなり、�
     const p = operator(req);
     const pc = pcOf(req, reply, p);
     const { t } = pc;
-    const q = req.query as FormData;
-    const from = str(q, 'from') ?? '';
-    const to = str(q, 'to') ?? '';
-    for (const id of [from, to]) if (!z.uuid().safeParse(id).success) throw errors.notFound('利用規約の版 / terms version', id);
+    const { from, to } = diffVersionIds(req);
     const versions = await listTermsVersions(ctx.db, { includeDrafts: true });
     const d = await diffTermsVersions(ctx.db, from, to, { includeDrafts: true });
     return page(reply, pc, t('利用規約の新旧比較', 'Differences between versions'), `/console/terms/diff?from=${from}&to=${to}`, html`${diffForm('/console/terms/diff', versions, pc, { from, to })}<h2>${t('差分', 'Differences')}</h2>${diffHtml(d, pc)}`);

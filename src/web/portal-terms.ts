@@ -86,6 +86,15 @@ ${changed.length ? changed.map((a) => articleDiffHtml(a, t)) : html`<p>${t('本�
 }
 
 /** The form choosing two versions to compare (a GET form: nothing changes). */
+/** The two versions a diff page compares, from its query; anything but a UUID is "not found". */
+export function diffVersionIds(req: FastifyRequest): { from: string; to: string } {
+  const q = req.query as FormData;
+  const from = str(q, 'from') ?? '';
+  const to = str(q, 'to') ?? '';
+  for (const id of [from, to]) if (!z.uuid().safeParse(id).success) throw errors.notFound('利用規約の版 / terms version', id);
+  return { from, to };
+}
+
 export function diffForm(action: string, versions: TermsVersionSummary[], pc: PageContext, chosen: { from?: string; to?: string } = {}): Html {
   const { t, locale } = pc;
   if (versions.length < 2) return html`<p class="hint">${t('比較できる版が2つ以上ありません。', 'There are not two versions to compare yet.')}</p>`;
@@ -203,10 +212,7 @@ ${documentHtml(v.document, pc)}`,
     const p = customer(req);
     const pc = pcOf(req, reply, p);
     const { t } = pc;
-    const q = req.query as FormData;
-    const from = str(q, 'from') ?? '';
-    const to = str(q, 'to') ?? '';
-    for (const id of [from, to]) if (!z.uuid().safeParse(id).success) throw errors.notFound('利用規約の版 / terms version', id);
+    const { from, to } = diffVersionIds(req);
     const versions = await listTermsVersions(ctx.db);
     const d = await diffTermsVersions(ctx.db, from, to);
     return shell(reply, pc, {
