@@ -29,7 +29,7 @@ import { systemActor } from '../src/core/audit/audit-log.js';
 import { systemClock } from '../src/core/clock.js';
 import type { Db } from '../src/core/db/database.js';
 import { fileBlobKey } from '../src/data/files.js';
-import { LocalDirectoryStore, type BlobInfo, type BlobStore, type PutOptions, type PutResult } from '../src/storage/index.js';
+import { LocalDirectoryStore, type BlobDigest, type BlobInfo, type BlobStore, type PutOptions, type PutResult } from '../src/storage/index.js';
 import { FILE_BYTES, seedCustomerData, type SeededCustomer } from './lib/care-data.js';
 import { openBenchDatabase, type BenchDatabase } from './lib/database.js';
 import { median, timeCommand, timePhase } from './lib/proc.js';
@@ -101,6 +101,9 @@ class ObservedStore implements BlobStore {
   }
   head(key: string): Promise<BlobInfo | null> {
     return this.inner.head(key);
+  }
+  digest(key: string): Promise<BlobDigest> {
+    return this.inner.digest(key);
   }
   delete(key: string, now: Date): Promise<void> {
     return this.inner.delete(key, now);
@@ -185,7 +188,7 @@ interface Baseline {
  */
 async function plainDbLoad(db: Db, exp: Export, customerId: string): Promise<number> {
   await sql`drop table if exists bench_plain_load`.execute(db);
-  await sql`create table bench_plain_load (like data_records including defaults including indexes)`.execute(db);
+  await sql`create table bench_plain_load (like data_records including defaults including generated including indexes)`.execute(db);
   try {
     const t0 = performance.now();
     await db.transaction().execute(async (trx) => {

@@ -6,7 +6,7 @@ import { copyFrom } from '../core/db/copy.js';
 import type { Db } from '../core/db/database.js';
 import { latestGoodBackup } from './catalog.js';
 import { customerDataKey } from './keys.js';
-import { recordLineCopy, recordLineNdjson } from './manifest.js';
+import { RECORD_COPY_COLUMNS, recordLineCopy, recordLineNdjson } from './manifest.js';
 import { RecordsPartReader } from './records-part.js';
 import type { BackupSettings } from './settings.js';
 import { HashingStream } from './streams.js';
@@ -48,28 +48,30 @@ export async function restoreDrill(deps: { db: Db; clock: Clock; settings: Backu
     await db
       .transaction()
       .execute(async (trx) => {
-        await sql`create temporary table drill_records (collection text not null, id text not null, version integer not null, data jsonb not null, created_at timestamptz not null, updated_at timestamptz not null, primary key (collection, id)) on commit drop`.execute(trx);
+        await sql`create temporary table drill_records (collection text not null, id text not null, version integer not null, data jsonb not null, created_at timestamptz not null, updated_at timestamptz not null, data_digest uuid, primary key (collection, id)) on commit drop`.execute(trx);
         const reader = await RecordsPartReader.open(store, key, customerId, backup.id, manifest);
         try {
-          await copyFrom(trx, 'copy drill_records (collection, id, version, data, created_at, updated_at) from stdin', reader.copyChunks());
+          await copyFrom(trx, `copy drill_records (${RECORD_COPY_COLUMNS}) from stdin`, reader.copyChunks());
         } finally {
           reader.close();
         }
         await reader.finish();
-        // Read the scratch copy back in backup order and re-serialise it exactly as that backup did.
+        // Read the scratch copy back in backup order and re-serialise it exactly as that backup did,
+        // the digest computed afresh from the restored data: a backup whose digests do not match
+        // its records would make a restore keep rows it should replace.
         const lineOf = manifest.format === 'hokan-backup/1' ? recordLineNdjson : recordLineCopy;
         const reread = new HashingStream();
         const drain = new Writable({ write: (_c, _e, cb) => cb() });
         reread.pipe(drain);
         let after: { c: string; i: string } | null = null;
         for (;;) {
-          type Row = { collection: string; id: string; version: number; data_text: string; created_at: Date; updated_at: Date };
-          const cols = sql`collection, id, version, data::text as data_text, created_at, updated_at`;
+          type Row = { collection: string; id: string; version: number; data_text: string; created_at: Date; updated_at: Date; digest: string };
+          const cols = sql`collection, id, version, data::text as data_text, created_at, updated_at, md5(data::text)::uuid as digest`;
           const page: { rows: Row[] } = after
             ? await sql<Row>`select ${cols} from drill_records where (collection, id) > (${after.c}, ${after.i}) order by collection, id limit 1000`.execute(trx)
             : await sql<Row>`select ${cols} from drill_records order by collection, id limit 1000`.execute(trx);
           for (const r of page.rows) {
-            reread.write(lineOf(r.collection, r.id, r.version, r.data_text, new Date(r.created_at), new Date(r.updated_at)));
+            reread.write(lineOf(r.collection, r.id, r.version, r.data_text, new Date(r.created_at), new Date(r.updated_at), r.digest));
             result.records.restored++;
             const bucket = (result.records.byCollection[r.collection] ??= { expected: 0, restored: 0 });
             bucket.restored++;

@@ -26,14 +26,19 @@ export interface RecordLine {
 export const RECORDS_PART = { 'hokan-backup/1': 'records.ndjson.gz.hkn', 'hokan-backup/2': 'records.tsv.gz.hkn' } as const;
 export const CURRENT_FORMAT = 'hokan-backup/2' as const;
 
+/** The columns of a format-2 line, in order, as COPY names them. */
+export const RECORD_COPY_COLUMNS = 'collection, id, version, data, created_at, updated_at, data_digest';
+
 /**
- * Format 2: one record as a line of PostgreSQL's COPY text format (collection, id, version, data,
- * created_at, updated_at), so a restore streams the part into COPY without parsing a record.
- * `data` is the database's own JSON text (`data::text`), so the backup neither parses nor
- * re-stringifies a record, and the same row always gives the same line (the drill relies on it).
+ * Format 2: one record as a line of PostgreSQL's COPY text format (RECORD_COPY_COLUMNS), so a
+ * restore streams the part into COPY without parsing a record. `data` is the database's own JSON
+ * text (`data::text`), so the backup neither parses nor re-stringifies a record, and the same row
+ * always gives the same line (the drill relies on it). `digest` is the row's data_digest (md5 of
+ * that text, kept by the database, migration 0017), or null (`\N`) for a line converted from
+ * format 1, whose digest the restore computes itself.
  */
-export function recordLineCopy(collection: string, id: string, version: number, dataJson: string, createdAt: Date, updatedAt: Date): string {
-  return `${copyText(collection)}\t${copyText(id)}\t${version}\t${copyText(dataJson)}\t${createdAt.toISOString()}\t${updatedAt.toISOString()}\n`;
+export function recordLineCopy(collection: string, id: string, version: number, dataJson: string, createdAt: Date, updatedAt: Date, digest: string | null): string {
+  return `${copyText(collection)}\t${copyText(id)}\t${version}\t${copyText(dataJson)}\t${createdAt.toISOString()}\t${updatedAt.toISOString()}\t${digest ?? '\\N'}\n`;
 }
 
 /** Format 1, kept to restore and drill backups written before format 2. */

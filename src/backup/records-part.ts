@@ -9,7 +9,7 @@ import { HashingStream, ndjsonLines } from './streams.js';
 /** Format 1 line → format 2 line, so old backups restore through the same COPY path. */
 export function ndjsonToCopyLine(line: string): string {
   const r = JSON.parse(line) as RecordLine;
-  return recordLineCopy(r.c, r.i, r.v, JSON.stringify(r.d), new Date(r.ca), new Date(r.ua));
+  return recordLineCopy(r.c, r.i, r.v, JSON.stringify(r.d), new Date(r.ca), new Date(r.ua), null);
 }
 
 function countNewlines(buf: Buffer): number {
@@ -18,12 +18,16 @@ function countNewlines(buf: Buffer): number {
   return n;
 }
 
+// zlib's default 16 KiB pieces meant 5,000 trips through the COPY stream for 85 MB of records;
+// 256 KiB pieces cut the records phase of a restore from 0.77 s to 0.47 s (decision 0026).
+const GUNZIP_CHUNK = 256 * 1024;
+
 // Format-1 lines are converted and handed on in pieces of about this size.
 const CONVERTED_CHUNK = 256 * 1024;
 
 /**
  * Reads a backup's records part (decrypt → gunzip → hash) as COPY text lines for
- * `COPY … (collection, id, version, data, created_at, updated_at) FROM STDIN`. The stream is
+ * `COPY … (RECORD_COPY_COLUMNS) FROM STDIN`. The stream is
  * authenticated to its end before `finish` resolves, so a caller commits only after `finish`.
  */
 export class RecordsPartReader {
@@ -38,7 +42,7 @@ export class RecordsPartReader {
     const reader = new RecordsPartReader(manifest.format);
     const src = await store.get(partKey(customerId, backupId, manifest.records.part));
     const decrypt = createDecryptStream(key, { aad: partAad(customerId, backupId, manifest.records.part) });
-    reader.#decoded = pipeline(src, decrypt, createGunzip(), reader.#plain).catch((err: unknown) => {
+    reader.#decoded = pipeline(src, decrypt, createGunzip({ chunkSize: GUNZIP_CHUNK }), reader.#plain).catch((err: unknown) => {
       reader.#error = err;
       reader.#plain.destroy(err instanceof Error ? err : new Error(String(err)));
     });

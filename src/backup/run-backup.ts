@@ -144,7 +144,7 @@ export async function runBackup(deps: BackupDeps, customerId: string, opts: { ge
         for (;;) {
           let q = trx
             .selectFrom('data_records')
-            .select(['collection', 'id', 'version', sql<string>`data::text`.as('data_text'), 'created_at', 'updated_at'])
+            .select(['collection', 'id', 'version', sql<string>`data::text`.as('data_text'), 'created_at', 'updated_at', 'data_digest'])
             .where('customer_id', '=', customerId)
             .orderBy('collection')
             .orderBy('id')
@@ -154,7 +154,7 @@ export async function runBackup(deps: BackupDeps, customerId: string, opts: { ge
           // One write per page: per-line writes cost three times the whole pipeline (measured).
           let page = '';
           for (const r of rows) {
-            page += recordLineCopy(r.collection, r.id, r.version, r.data_text, r.created_at, r.updated_at);
+            page += recordLineCopy(r.collection, r.id, r.version, r.data_text, r.created_at, r.updated_at, r.data_digest);
             counts[r.collection] = (counts[r.collection] ?? 0) + 1;
             recordCount++;
           }

@@ -13,6 +13,12 @@ export interface BlobInfo {
   retainUntil: Date | null;
 }
 
+/** What an object holds, by size and SHA-256 (lower-case hex). */
+export interface BlobDigest {
+  size: number;
+  sha256: string;
+}
+
 export interface PutOptions {
   /** Until this instant the blob can be neither deleted nor overwritten. */
   retainUntil?: Date;
@@ -31,6 +37,11 @@ export interface BlobStore {
   /** Throws BlobNotFoundError. */
   get(key: string): Promise<NodeJS.ReadableStream>;
   head(key: string): Promise<BlobInfo | null>;
+  /**
+   * The size and SHA-256 of the stored bytes, read to the end. Throws BlobNotFoundError. Cheaper
+   * than hashing get()'s stream where the store can read into reused memory (the local store).
+   */
+  digest(key: string): Promise<BlobDigest>;
   /** Throws BlobRetainedError while `retainUntil > now`; deleting a missing key is a no-op. */
   delete(key: string, now: Date): Promise<void>;
   /** Keys starting with `prefix`, in no particular order, paginated internally. */

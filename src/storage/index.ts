@@ -2,6 +2,7 @@ export {
   isValidBlobKey,
   validateBlobKey,
   validateBlobPrefix,
+  type BlobDigest,
   type BlobInfo,
   type BlobStore,
   type PutOptions,

@@ -7,6 +7,7 @@ import {
   RESERVED_MARKER,
   validateBlobKey,
   validateBlobPrefix,
+  type BlobDigest,
   type BlobInfo,
   type BlobStore,
   type PutOptions,
@@ -20,6 +21,10 @@ import {
   StorageUnavailableError,
 } from './errors.js';
 import { checkRetainUntil, isRetained, KeyedLock, releaseBody, toReadable } from './internal.js';
+
+const DIGEST_CHUNK = 1024 * 1024;
+const MAX_SPARE_DIGEST_BUFFERS = 16;
+const spareDigestBuffers: Buffer[] = [];
 
 export interface LocalDirectoryStoreOptions {
   /** Absolute path; created on first use if missing. */
@@ -112,6 +117,37 @@ export class LocalDirectoryStore implements BlobStore {
   }
 
   async get(key: string): Promise<NodeJS.ReadableStream> {
+    const fh = await this.openObject(key);
+    // Objects are replaced by rename, never rewritten in place, so this handle keeps reading the
+    // version that was current when get() was called even if a newer one lands meanwhile.
+    return fh.createReadStream();
+  }
+
+  async digest(key: string): Promise<BlobDigest> {
+    const fh = await this.openObject(key);
+    // Read into reused buffers, not a stream: a restore digests hundreds of megabytes, and a
+    // fresh Buffer per chunk made garbage collection a fifth of its CPU time (decision 0026).
+    const buf = spareDigestBuffers.pop() ?? Buffer.allocUnsafeSlow(DIGEST_CHUNK);
+    try {
+      const hash = createHash('sha256');
+      let size = 0;
+      for (;;) {
+        const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+        if (bytesRead === 0) break;
+        hash.update(buf.subarray(0, bytesRead));
+        size += bytesRead;
+      }
+      return { size, sha256: hash.digest('hex') };
+    } catch (err) {
+      throw this.translate(new FsFailure('read', err));
+    } finally {
+      if (spareDigestBuffers.length < MAX_SPARE_DIGEST_BUFFERS) spareDigestBuffers.push(buf);
+      await fh.close().catch(() => {});
+    }
+  }
+
+  /** The object's open handle; a missing key or a directory (a mere prefix) is BlobNotFoundError. */
+  private async openObject(key: string): Promise<FileHandle> {
     validateBlobKey(key);
     let fh: FileHandle;
     try {
@@ -127,9 +163,7 @@ export class LocalDirectoryStore implements BlobStore {
       await fh.close();
       throw err instanceof BlobNotFoundError ? err : this.translate(new FsFailure('stat', err));
     }
-    // Objects are replaced by rename, never rewritten in place, so this handle keeps reading the
-    // version that was current when get() was called even if a newer one lands meanwhile.
-    return fh.createReadStream();
+    return fh;
   }
 
   async head(key: string): Promise<BlobInfo | null> {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { pipeline, Readable } from 'node:stream';
 import {
   DeleteObjectCommand,
@@ -16,6 +17,7 @@ import {
   isValidBlobKey,
   validateBlobKey,
   validateBlobPrefix,
+  type BlobDigest,
   type BlobInfo,
   type BlobStore,
   type PutOptions,
@@ -197,6 +199,21 @@ export class S3Store implements BlobStore {
       if (isNotFound(err)) throw new BlobNotFoundError(key, this.description);
       throw this.translate(err);
     }
+  }
+
+  async digest(key: string): Promise<BlobDigest> {
+    const body = await this.get(key);
+    const hash = createHash('sha256');
+    let size = 0;
+    try {
+      for await (const chunk of body as AsyncIterable<Buffer>) {
+        hash.update(chunk);
+        size += chunk.length;
+      }
+    } catch (err) {
+      throw this.translate(err);
+    }
+    return { size, sha256: hash.digest('hex') };
   }
 
   async head(key: string): Promise<BlobInfo | null> {

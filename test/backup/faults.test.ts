@@ -16,7 +16,7 @@ import { systemActor } from '../../src/core/audit/audit-log.js';
 import { ManualClock, systemClock } from '../../src/core/clock.js';
 import { migrate, openDatabase, type DatabaseHandle, type Db } from '../../src/core/db/database.js';
 import { fileBlobKey } from '../../src/data/files.js';
-import { LocalDirectoryStore, type BlobInfo, type BlobStore, type PutOptions, type PutResult } from '../../src/storage/index.js';
+import { LocalDirectoryStore, type BlobDigest, type BlobInfo, type BlobStore, type PutOptions, type PutResult } from '../../src/storage/index.js';
 import type { ChildConfig } from '../fixtures/backup-child.js';
 import { removeTree } from '../helpers/backup.js';
 import { createPostgresDatabase, dropPostgresDatabase, postgresUrl } from '../helpers/databases.js';
@@ -150,6 +150,9 @@ class FillingDisk implements BlobStore {
   }
   head(key: string): Promise<BlobInfo | null> {
     return this.inner.head(key);
+  }
+  digest(key: string): Promise<BlobDigest> {
+    return this.inner.digest(key);
   }
   delete(key: string, now: Date): Promise<void> {
     return this.inner.delete(key, now);

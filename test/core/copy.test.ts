@@ -7,7 +7,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { partAad, partKey } from '../../src/backup/catalog.js';
 import { encryptBuffer } from '../../src/backup/crypto/index.js';
-import { recordLineCopy, recordLineNdjson, type BackupManifest } from '../../src/backup/manifest.js';
+import { RECORD_COPY_COLUMNS, recordLineCopy, recordLineNdjson, type BackupManifest } from '../../src/backup/manifest.js';
 import { RecordsPartReader } from '../../src/backup/records-part.js';
 import { copyFrom, copyText } from '../../src/core/db/copy.js';
 import { LocalDirectoryStore } from '../../src/storage/index.js';
@@ -95,10 +95,10 @@ describe.each(databaseKinds)('COPY FROM STDIN through Kysely on %s (decision 002
       for await (const chunk of reader.copyChunks()) copied += chunk.toString();
       const read = await reader.finish();
       expect(read.lines).toBe(2);
-      expect(copied).toBe(rows.map((r) => recordLineCopy(r.c, r.i, r.v, JSON.stringify(JSON.parse(r.d)), at, at)).join(''));
+      expect(copied).toBe(rows.map((r) => recordLineCopy(r.c, r.i, r.v, JSON.stringify(JSON.parse(r.d)), at, at, null)).join(''));
       const n = await h.db.transaction().execute(async (trx) => {
-        await sql`create temporary table v1_records (collection text, id text, version integer, data jsonb, created_at timestamptz, updated_at timestamptz) on commit drop`.execute(trx);
-        const loaded = await copyFrom(trx, 'copy v1_records (collection, id, version, data, created_at, updated_at) from stdin', lines(copied));
+        await sql`create temporary table v1_records (collection text, id text, version integer, data jsonb, created_at timestamptz, updated_at timestamptz, data_digest uuid) on commit drop`.execute(trx);
+        const loaded = await copyFrom(trx, `copy v1_records (${RECORD_COPY_COLUMNS}) from stdin`, lines(copied));
         const back = (await sql<{ data: unknown }>`select data from v1_records where id = 'r-1'`.execute(trx)).rows[0]!.data;
         expect(back).toEqual(TRICKY);
         return loaded;

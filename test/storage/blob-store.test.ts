@@ -226,15 +226,19 @@ describe.each(backends)('BlobStore contract: $name', ({ make }) => {
     expect(got.size).toBe(total);
     expect(got.sha256).toBe(digest);
     expect((await b.store.head('rt/stream.bin'))?.size).toBe(total);
+    // digest reads to the end (more than one reused buffer's worth) and agrees with put.
+    expect(await b.store.digest('rt/stream.bin')).toEqual({ size: total, sha256: digest });
   });
 
   it('stores an empty body', async () => {
     expect(await b.store.put('rt/empty', Buffer.alloc(0))).toEqual({ key: 'rt/empty', size: 0, sha256: sha('') });
     expect((await drain(await b.store.get('rt/empty'))).size).toBe(0);
+    expect(await b.store.digest('rt/empty')).toEqual({ size: 0, sha256: sha('') });
   });
 
-  it('answers a missing key: get throws BlobNotFoundError, head is null, delete is a no-op', async () => {
+  it('answers a missing key: get and digest throw BlobNotFoundError, head is null, delete is a no-op', async () => {
     await expect(b.store.get('missing/nothing')).rejects.toBeInstanceOf(BlobNotFoundError);
+    await expect(b.store.digest('missing/nothing')).rejects.toBeInstanceOf(BlobNotFoundError);
     await expect(b.store.get('missing/nothing')).rejects.toMatchObject({ code: 'blob_not_found' });
     expect(await b.store.head('missing/nothing')).toBeNull();
     await expect(b.store.delete('missing/nothing', new Date())).resolves.toBeUndefined();
@@ -404,6 +408,7 @@ describe('LocalDirectoryStore specifics', () => {
     await store.put('clash/d/e', Buffer.from('x'));
     await expect(store.put('clash/d', Buffer.from('x'))).rejects.toBeInstanceOf(InvalidKeyError);
     await expect(store.get('clash/d')).rejects.toBeInstanceOf(BlobNotFoundError);
+    await expect(store.digest('clash/d')).rejects.toBeInstanceOf(BlobNotFoundError);
     expect(await store.head('clash/d')).toBeNull();
   });
 

@@ -154,6 +154,8 @@ export interface DataRecordsTable {
   id: string;
   version: number;
   data: Json;
+  /** md5 of the JSON text, kept by the database (migration 0017); a restore compares it. */
+  data_digest: Generated<string>;
   created_at: Timestamp;
   updated_at: Timestamp;
 }
