@@ -6,7 +6,7 @@ import { copyFrom } from '../core/db/copy.js';
 import type { Db } from '../core/db/database.js';
 import { latestGoodBackup } from './catalog.js';
 import { customerDataKey } from './keys.js';
-import { RECORD_COPY_COLUMNS, recordLineCopy, recordLineNdjson } from './manifest.js';
+import { recordLineCopy, recordLineCopyV2, recordLineNdjson } from './manifest.js';
 import { RecordsPartReader } from './records-part.js';
 import type { BackupSettings } from './settings.js';
 import { HashingStream } from './streams.js';
@@ -51,7 +51,7 @@ export async function restoreDrill(deps: { db: Db; clock: Clock; settings: Backu
         await sql`create temporary table drill_records (collection text not null, id text not null, version integer not null, data jsonb not null, created_at timestamptz not null, updated_at timestamptz not null, data_digest uuid, primary key (collection, id)) on commit drop`.execute(trx);
         const reader = await RecordsPartReader.open(store, key, customerId, backup.id, manifest);
         try {
-          await copyFrom(trx, `copy drill_records (${RECORD_COPY_COLUMNS}) from stdin`, reader.copyChunks());
+          await copyFrom(trx, `copy drill_records (${reader.copyColumns}) from stdin`, reader.copyChunks());
         } finally {
           reader.close();
         }
@@ -59,7 +59,7 @@ export async function restoreDrill(deps: { db: Db; clock: Clock; settings: Backu
         // Read the scratch copy back in backup order and re-serialise it exactly as that backup did,
         // the digest computed afresh from the restored data: a backup whose digests do not match
         // its records would make a restore keep rows it should replace.
-        const lineOf = manifest.format === 'hokan-backup/1' ? recordLineNdjson : recordLineCopy;
+        const lineOf = { 'hokan-backup/1': recordLineNdjson, 'hokan-backup/2': recordLineCopyV2, 'hokan-backup/3': recordLineCopy }[manifest.format];
         const reread = new HashingStream();
         const drain = new Writable({ write: (_c, _e, cb) => cb() });
         reread.pipe(drain);

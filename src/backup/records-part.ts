@@ -3,7 +3,7 @@ import { createGunzip } from 'node:zlib';
 import type { BlobStore } from '../storage/index.js';
 import { partAad, partKey } from './catalog.js';
 import { createDecryptStream } from './crypto/index.js';
-import { recordLineCopy, type BackupManifest, type RecordLine } from './manifest.js';
+import { RECORD_COPY_COLUMNS, RECORD_COPY_COLUMNS_V2, recordLineCopy, type BackupManifest, type RecordLine } from './manifest.js';
 import { HashingStream, ndjsonLines } from './streams.js';
 
 /** Format 1 line → format 2 line, so old backups restore through the same COPY path. */
@@ -27,7 +27,7 @@ const CONVERTED_CHUNK = 256 * 1024;
 
 /**
  * Reads a backup's records part (decrypt → gunzip → hash) as COPY text lines for
- * `COPY … (RECORD_COPY_COLUMNS) FROM STDIN`. The stream is
+ * `COPY … (copyColumns) FROM STDIN`. The stream is
  * authenticated to its end before `finish` resolves, so a caller commits only after `finish`.
  */
 export class RecordsPartReader {
@@ -37,6 +37,11 @@ export class RecordsPartReader {
   #decoded: Promise<void> | null = null;
 
   private constructor(private readonly format: BackupManifest['format']) {}
+
+  /** The columns each line carries, for `COPY t (…) FROM STDIN`; without a digest only in format 2. */
+  get copyColumns(): string {
+    return this.format === 'hokan-backup/2' ? RECORD_COPY_COLUMNS_V2 : RECORD_COPY_COLUMNS;
+  }
 
   static async open(store: BlobStore, key: Buffer, customerId: string, backupId: string, manifest: BackupManifest): Promise<RecordsPartReader> {
     const reader = new RecordsPartReader(manifest.format);
@@ -51,7 +56,7 @@ export class RecordsPartReader {
 
   /** The lines as COPY input; `onLines` sees the running count (for progress). */
   async *copyChunks(onLines?: (lines: number) => void): AsyncGenerator<Buffer | string> {
-    if (this.format === 'hokan-backup/2') {
+    if (this.format !== 'hokan-backup/1') {
       for await (const chunk of this.#plain as AsyncIterable<Buffer>) {
         this.lines += countNewlines(chunk);
         onLines?.(this.lines);

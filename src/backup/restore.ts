@@ -15,7 +15,7 @@ import { createDecryptStream } from './crypto/index.js';
 import { customerDataKey } from './keys.js';
 import type { BackupSettings } from './settings.js';
 import { RecordsPartReader } from './records-part.js';
-import { RECORD_COPY_COLUMNS } from './manifest.js';
+import { CURRENT_FORMAT } from './manifest.js';
 import { HashingStream } from './streams.js';
 import { readManifest, targetStore, type TargetName } from './verify.js';
 
@@ -176,7 +176,7 @@ export async function restoreCustomer(
         let reported = 0;
         loaded = await copyFrom(
           trx,
-          `copy restore_records (${RECORD_COPY_COLUMNS}) from stdin`,
+          `copy restore_records (${records.copyColumns}) from stdin`,
           untilAborted(
             records.copyChunks((lines) => {
               if (lines - reported < PROGRESS_EVERY) return;
@@ -195,8 +195,8 @@ export async function restoreCustomer(
         throw new Error(`restored records do not match the manifest (${loaded} of ${manifest.records.count})`);
       }
       progress({ phase: 'records', done: loaded, total: manifest.records.count });
-      // Format 1 carried no digest; it is computed here from the JSON as the database writes it.
-      if (manifest.format === 'hokan-backup/1') await sql`update restore_records set data_digest = md5(data::jsonb::text)::uuid`.execute(trx);
+      // Formats 1 and 2 carried no digest; it is computed here from the JSON as the database writes it.
+      if (manifest.format !== CURRENT_FORMAT) await sql`update restore_records set data_digest = md5(data::jsonb::text)::uuid`.execute(trx);
       startStaging();
       // Statistics on the join columns only: without them the planner misjudges the joins below
       // (measured 2.8 s instead of 0.7 s), and the JSON text column would cost most of the time.
