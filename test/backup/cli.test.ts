@@ -61,6 +61,12 @@ describe('hokan backup commands, as an operator runs them', () => {
         const res = await fetch(`${address}/api/v1/data/collections/residents/records`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ id: `r${i}`, data: { name: `入居者${i}` } }) });
         expect(res.status).toBe(201);
       }
+      // The embedded database is the server's while it runs: a command beside it is refused, clearly.
+      const beside = await run(['backup', 'run', '--all']);
+      expect(beside.code).toBe(1);
+      expect(beside.out).toContain('the embedded database');
+      expect(beside.out).toMatch(/in use by process \d+/);
+      expect(beside.out).toContain('stop the server first');
     });
 
     const runAll = await run(['backup', 'run', '--all']);

@@ -5,6 +5,7 @@ import { Kysely, Migrator, PostgresDialect, type Transaction } from 'kysely';
 import pg from 'pg';
 import { ConnectionHealth } from './connection-health.js';
 import { copyCapablePool } from './copy.js';
+import { lockDataDir, type DataDirLock } from './data-dir-lock.js';
 import { migrationProvider } from './migrations/index.js';
 import { PGliteDialect } from './pglite-dialect.js';
 import type { Database } from './schema.js';
@@ -52,19 +53,33 @@ export async function openDatabase(target: DatabaseTarget): Promise<DatabaseHand
     return { db, kind: 'postgres', location: `postgresql://${url.host}${url.pathname}`, health, close: () => db.destroy() };
   }
   let dataDir: string | undefined;
+  let lock: DataDirLock | null = null;
   if (target.dataDir !== 'memory') {
     dataDir = path.join(target.dataDir, 'pglite');
     fs.mkdirSync(dataDir, { recursive: true });
+    lock = lockDataDir(target.dataDir);
   }
-  // One options object: PGlite ignores a second argument when the first is not a path.
-  const pglite = new PGlite({
-    ...(dataDir ? { dataDir } : {}),
-    parsers: { [DATE_OID]: (v: string) => v, [INT8_OID]: (v: string) => v },
-    serializers: { [pgliteTypes.DATE]: (v: unknown) => String(v) },
-  });
-  await pglite.waitReady;
-  const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) });
-  return { db, kind: 'pglite', location: dataDir ?? '(memory)', health: new ConnectionHealth(), close: () => db.destroy() };
+  try {
+    // One options object: PGlite ignores a second argument when the first is not a path.
+    const pglite = new PGlite({
+      ...(dataDir ? { dataDir } : {}),
+      parsers: { [DATE_OID]: (v: string) => v, [INT8_OID]: (v: string) => v },
+      serializers: { [pgliteTypes.DATE]: (v: unknown) => String(v) },
+    });
+    await pglite.waitReady;
+    const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) });
+    const close = async () => {
+      try {
+        await db.destroy();
+      } finally {
+        lock?.release();
+      }
+    };
+    return { db, kind: 'pglite', location: dataDir ?? '(memory)', health: new ConnectionHealth(), close };
+  } catch (err) {
+    lock?.release();
+    throw err;
+  }
 }
 
 export async function migrate(db: Db): Promise<void> {
