@@ -29,8 +29,9 @@ const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 /** Undoes copyText: the four escapes COPY's text format uses in hokan's lines. */
 const copyUnescape = (v: string) => v.replace(/\\(\\|t|n|r)/g, (_m, c: string) => (c === '\\' ? '\\' : c === 't' ? '\t' : c === 'n' ? '\n' : '\r'));
 
-function downgradeLines(plain: string, format: Exclude<BackupFormat, 'hokan-backup/3'>): string {
+function downgradeLines(plain: string, format: BackupFormat): string {
   const lines = plain.split('\n').filter((l) => l !== '');
+  if (format === 'hokan-backup/3') return plain;
   if (format === 'hokan-backup/2') return lines.map((l) => `${l.slice(0, l.lastIndexOf('\t'))}\n`).join('');
   return lines
     .map((l) => {
@@ -50,8 +51,8 @@ describe.each(databaseKinds)('R10.4 backups in older formats on %s', (kind) => {
   const liveRows = async () =>
     (await sql<{ collection: string; id: string; version: number; data: unknown; xmin: string }>`select collection, id, version, data, xmin::text as xmin from data_records where customer_id = ${customerId} order by collection, id`.execute(app.ctx.db)).rows;
 
-  /** A copy of backup `fromId` as the code of `format` wrote it, under a new id, later than every other. */
-  async function olderFormatCopy(fromId: string, format: Exclude<BackupFormat, 'hokan-backup/3'>): Promise<string> {
+  /** A copy of backup `fromId` as the code of `format` wrote it (then `edit`ed), under a new id, later than every other. */
+  async function olderFormatCopy(fromId: string, format: BackupFormat, edit: (plain: string) => string = (p) => p): Promise<string> {
     const store = deps.settings.primary!;
     const row = await getBackup(app.ctx.db, fromId);
     const { key } = await customerDataKey(app.ctx.db, app.clock, deps.settings.masterKey, deps.settings.masterKeyFingerprint, customerId);
@@ -68,7 +69,7 @@ describe.each(databaseKinds)('R10.4 backups in older formats on %s', (kind) => {
       await store.put(partKey(customerId, newId, name), stored, { retainUntil: row.retain_until });
       parts.push({ name, kind: kindOf, size: stored.length, sha256: sha(stored) });
     };
-    const records = Buffer.from(downgradeLines(gunzipSync(await read(manifest.records.part)).toString('utf8'), format));
+    const records = Buffer.from(edit(downgradeLines(gunzipSync(await read(manifest.records.part)).toString('utf8'), format)));
     await write(RECORDS_PART[format], 'records', gzipSync(records));
     for (const f of manifest.files) await write(f.part, 'file', await read(f.part));
     const older: BackupManifest = { ...manifest, format, backupId: newId, records: { ...manifest.records, part: RECORDS_PART[format], plainBytes: records.length, plainSha256: sha(records) } };
@@ -120,5 +121,18 @@ describe.each(databaseKinds)('R10.4 backups in older formats on %s', (kind) => {
     // Rows the backup holds byte for byte are the same tuples: the digests matched.
     const rewritten = after.filter((r) => damaged.get(r.id) !== r.xmin).map((r) => r.id);
     expect(rewritten.sort()).toEqual(['r-00003', 'r-00004']);
+  });
+
+  it('a backup whose digest disagrees with its record fails the drill (a restore from it would keep a row it should replace)', async () => {
+    // The digest of r-00010 is replaced by r-00011's: the record's text is untouched.
+    const id = await olderFormatCopy(current, 'hokan-backup/3', (plain) => {
+      const lines = plain.split('\n');
+      const digestOf = (id: string) => lines.find((l) => l.split('\t')[1] === id)!.split('\t')[6]!;
+      const wrong = digestOf('r-00011');
+      return lines.map((l) => (l.split('\t')[1] === 'r-00010' ? `${l.slice(0, l.lastIndexOf('\t'))}\t${wrong}` : l)).join('\n');
+    });
+    const drill = await restoreDrill(deps, customerId);
+    expect(drill).toMatchObject({ backupId: id, ok: false, recordsSha256Matches: false });
+    expect(drill?.problems).toContain('the records read back from the scratch copy do not hash to the source');
   });
 });

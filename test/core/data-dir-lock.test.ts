@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
+import { STALE_AFTER_MS } from '../../src/core/db/data-dir-lock.js';
 import { openDatabase } from '../../src/core/db/database.js';
 import { HokanError } from '../../src/core/errors.js';
 
@@ -33,14 +34,61 @@ describe('the embedded database opens in one process at a time', () => {
     await again.close();
   });
 
-  it('a lock left by a process that is gone (killed) is taken over', async () => {
-    const dir = path.join(base, 'stale');
+  const bootId = () => {
+    try {
+      return fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    } catch {
+      return null;
+    }
+  };
+  const writeLock = (dir: string, record: Record<string, unknown>, ageMs = 0) => {
     fs.mkdirSync(dir, { recursive: true });
-    const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']);
-    const deadPid = Number(gone.stdout.toString());
-    fs.writeFileSync(path.join(dir, 'hokan.lock'), JSON.stringify({ pid: deadPid, host: os.hostname(), since: '2026-01-01T00:00:00.000Z', command: 'serve' }));
+    const file = path.join(dir, 'hokan.lock');
+    fs.writeFileSync(file, JSON.stringify({ host: os.hostname(), bootId: bootId(), startTicks: null, nonce: 'earlier', since: '2026-01-01T00:00:00.000Z', command: 'serve', ...record }));
+    const at = new Date(Date.now() - ageMs);
+    fs.utimesSync(file, at, at);
+  };
+  const takesOver = async (dir: string) => {
     const h = await openDatabase({ kind: 'pglite', dataDir: dir });
     expect(JSON.parse(fs.readFileSync(path.join(dir, 'hokan.lock'), 'utf8')).pid).toBe(process.pid);
     await h.close();
+  };
+
+  it('a lock left by a process that is gone (killed) is taken over', async () => {
+    const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']);
+    const dir = path.join(base, 'stale');
+    writeLock(dir, { pid: Number(gone.stdout.toString()) });
+    await takesOver(dir);
+  });
+
+  it('a lock with this very pid from an earlier process (a container restarted as pid 1) is taken over', async () => {
+    const dir = path.join(base, 'same-pid');
+    writeLock(dir, { pid: process.pid, startTicks: '1' });
+    await takesOver(dir);
+  });
+
+  it('a lock from another host is honoured while its holder refreshes it, and taken over once it stops', async () => {
+    const dir = path.join(base, 'other-host');
+    writeLock(dir, { pid: 1, host: 'another-container' });
+    const refused = await openDatabase({ kind: 'pglite', dataDir: dir }).then(
+      () => null,
+      (err: unknown) => err,
+    );
+    expect((refused as HokanError).messages.en).toContain('in use by process 1 on another-container');
+    expect((refused as HokanError).messages.en).toContain(`expires ${Math.round(STALE_AFTER_MS / 1000)} s after its last heartbeat`);
+    writeLock(dir, { pid: 1, host: 'another-container' }, STALE_AFTER_MS + 5_000);
+    await takesOver(dir);
+  });
+
+  it("closing twice releases once: a later holder's lock stays", async () => {
+    const dir = path.join(base, 'twice');
+    const first = await openDatabase({ kind: 'pglite', dataDir: dir });
+    await first.close();
+    const second = await openDatabase({ kind: 'pglite', dataDir: dir });
+    await first.close().catch(() => {});
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'hokan.lock'), 'utf8')).pid).toBe(process.pid);
+    await expect(openDatabase({ kind: 'pglite', dataDir: dir })).rejects.toBeInstanceOf(HokanError);
+    await second.close();
+    expect(fs.existsSync(path.join(dir, 'hokan.lock'))).toBe(false);
   });
 });

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,8 +8,13 @@ import { HokanError } from '../errors.js';
  * PGlite is PostgreSQL inside this process: two processes opening one data directory each believe
  * they own it, and the second one's writes are invisible to the first and can corrupt the files
  * (seen: `hokan backup restore` beside a running `npm start` reported success, and the server went
- * on serving the old rows). A lock file beside the data directory lets one process in at a time
- * (decision 0027). A lock whose process is gone (killed) is taken over.
+ * on serving the old rows). A lock file in the data directory lets one process in at a time
+ * (decision 0027).
+ *
+ * A lock is stale, and taken over, when its holder is known to be gone: on the same machine and
+ * boot, its pid is not running or is now another process (a container restarted as pid 1 again);
+ * anywhere (another container sharing the volume, whose pids mean nothing here), when the holder
+ * has not refreshed the file's time for STALE_AFTER_MS.
  */
 export interface DataDirLock {
   readonly path: string;
@@ -18,63 +24,166 @@ export interface DataDirLock {
 interface LockRecord {
   pid: number;
   host: string;
+  bootId: string | null;
+  /** The holder's start time in clock ticks since boot (/proc/PID/stat), to tell a reused pid. */
+  startTicks: string | null;
+  nonce: string;
   since: string;
   command: string;
 }
 
+const HEARTBEAT_MS = 10_000;
+export const STALE_AFTER_MS = 35_000;
+/** Locks this process holds, by nonce: a second opening from this process is refused too. */
+const heldHere = new Set<string>();
+
 export function lockDataDir(dataDir: string): DataDirLock {
   const lockPath = path.join(dataDir, 'hokan.lock');
-  const mine: LockRecord = { pid: process.pid, host: os.hostname(), since: new Date().toISOString(), command: process.argv.slice(2).join(' ') };
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      fs.writeFileSync(lockPath, `${JSON.stringify(mine)}\n`, { flag: 'wx', mode: 0o600 });
-      const release = () => {
-        process.off('exit', release);
-        try {
-          if (readLock(lockPath)?.pid === process.pid) fs.unlinkSync(lockPath);
-        } catch {
-          // Already gone: nothing to release.
-        }
-      };
-      // A process that ends without closing the database still leaves the directory free.
-      process.on('exit', release);
-      return { path: lockPath, release };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
+  const mine: LockRecord = {
+    pid: process.pid,
+    host: os.hostname(),
+    bootId: bootId(),
+    startTicks: startTicks(process.pid),
+    nonce: randomBytes(12).toString('hex'),
+    since: new Date().toISOString(),
+    command: process.argv.slice(2).join(' '),
+  };
+  for (let attempt = 0; attempt < 3; attempt++) {
+    if (create(lockPath, mine)) return held(lockPath, mine);
     const holder = readLock(lockPath);
-    if (holder && isRunning(holder)) throw inUse(dataDir, lockPath, holder);
-    // Stale (its process is gone) or unreadable (cut off while written): taken over once.
-    fs.rmSync(lockPath, { force: true });
+    if (holder === undefined) continue; // removed meanwhile: try again
+    if (!isStale(lockPath, holder)) throw inUse(dataDir, lockPath, holder);
+    takeOver(lockPath, holder);
   }
-  throw inUse(dataDir, lockPath, readLock(lockPath));
+  throw inUse(dataDir, lockPath, readLock(lockPath) ?? null);
 }
 
-function readLock(lockPath: string): LockRecord | null {
+/** Creates the lock with its content in one step (link of a finished temp file): never seen half-written. */
+function create(lockPath: string, record: LockRecord): boolean {
+  const tmp = `${lockPath}.${record.nonce}.tmp`;
+  fs.writeFileSync(tmp, `${JSON.stringify(record)}\n`, { mode: 0o600 });
   try {
-    const parsed = JSON.parse(fs.readFileSync(lockPath, 'utf8')) as Partial<LockRecord>;
-    return typeof parsed.pid === 'number' && typeof parsed.host === 'string' ? (parsed as LockRecord) : null;
+    fs.linkSync(tmp, lockPath);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
+}
+
+function held(lockPath: string, record: LockRecord): DataDirLock {
+  heldHere.add(record.nonce);
+  const heartbeat = setInterval(() => {
+    const now = new Date();
+    try {
+      fs.utimesSync(lockPath, now, now);
+    } catch {
+      // Gone or unwritable: the next opening decides from what it finds.
+    }
+  }, HEARTBEAT_MS);
+  heartbeat.unref();
+  let released = false;
+  const release = () => {
+    if (released) return;
+    released = true;
+    clearInterval(heartbeat);
+    heldHere.delete(record.nonce);
+    process.off('exit', release);
+    // Only this holder's own record is removed, never a lock another process has taken since.
+    if (readLock(lockPath)?.nonce === record.nonce) fs.rmSync(lockPath, { force: true });
+  };
+  // A process that ends without closing the database still leaves the directory free.
+  process.on('exit', release);
+  return { path: lockPath, release };
+}
+
+/** The lock's record; null when unreadable (written by hand, or damaged); undefined when gone. */
+function readLock(lockPath: string): LockRecord | null | undefined {
+  let raw: string;
+  try {
+    raw = fs.readFileSync(lockPath, 'utf8');
+  } catch {
+    return undefined;
+  }
+  try {
+    const parsed = JSON.parse(raw) as Partial<LockRecord>;
+    return typeof parsed.pid === 'number' && typeof parsed.host === 'string' && typeof parsed.nonce === 'string' ? (parsed as LockRecord) : null;
   } catch {
     return null;
   }
 }
 
-function isRunning(holder: LockRecord): boolean {
-  // A lock from another machine (a data directory on shared storage) cannot be checked: it holds.
-  if (holder.host !== os.hostname()) return true;
-  if (holder.pid === process.pid) return true;
+function isStale(lockPath: string, holder: LockRecord | null): boolean {
+  if (holder && heldHere.has(holder.nonce)) return false;
+  let ageMs: number;
   try {
-    process.kill(holder.pid, 0);
+    ageMs = Date.now() - fs.statSync(lockPath).mtimeMs;
+  } catch {
+    return true;
+  }
+  if (ageMs > STALE_AFTER_MS) return true;
+  if (!holder) return false;
+  // Only on this machine and boot do the holder's pid and start time mean something here.
+  if (holder.host !== os.hostname() || holder.bootId === null || holder.bootId !== bootId()) return false;
+  if (!pidRunning(holder.pid)) return true;
+  const ticks = startTicks(holder.pid);
+  return holder.startTicks !== null && ticks !== null && ticks !== holder.startTicks;
+}
+
+/** Moves the stale lock aside and checks it was the one judged stale; another taker's is put back. */
+function takeOver(lockPath: string, judged: LockRecord | null): void {
+  const aside = `${lockPath}.${randomBytes(6).toString('hex')}.stale`;
+  try {
+    fs.renameSync(lockPath, aside);
+  } catch {
+    return; // already moved by another taker
+  }
+  const moved = readLock(aside);
+  if (judged !== null && moved?.nonce !== judged.nonce) {
+    // Someone else took over between our read and our rename: theirs goes back.
+    try {
+      fs.linkSync(aside, lockPath);
+    } catch {
+      // A third lock is in place: it decides.
+    }
+  }
+  fs.rmSync(aside, { force: true });
+}
+
+function pidRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
     return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
+function bootId(): string | null {
+  try {
+    return fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return null;
+  }
+}
+
+function startTicks(pid: number): string | null {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Field 22 (starttime), counted after the command name, which may itself hold spaces.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
 function inUse(dataDir: string, lockPath: string, holder: LockRecord | null): HokanError {
   const who = holder ? `process ${holder.pid} on ${holder.host} (${holder.command || 'hokan'}, since ${holder.since})` : 'another process';
+  const wait = Math.round(STALE_AFTER_MS / 1000);
   return new HokanError('conflict', {
-    ja: `組み込みデータベース ${dataDir} は別のプロセスが使用中です（${who}）。組み込みデータベースは同時に1つのプロセスしか開けません。サーバーを止めてから実行するか、サーバーの運用コンソール（/console/backups など）から操作してください。そのプロセスが動いていなければ ${lockPath} を削除してください。`,
-    en: `the embedded database ${dataDir} is in use by ${who}. The embedded database opens in one process at a time: stop the server first, or do this from its operator console (e.g. /console/backups), or use PostgreSQL (DATABASE_URL) to run commands beside the server. If that process is not running, delete ${lockPath}.`,
+    ja: `組み込みデータベース ${dataDir} は別のプロセスが使用中です（${who}）。組み込みデータベースは同時に1つのプロセスしか開けません。サーバーを止めてから実行するか、サーバーの運用コンソール（/console/backups など）から操作してください。そのプロセスが止まっていれば、ロック ${lockPath} は${wait}秒後に無効になります。`,
+    en: `the embedded database ${dataDir} is in use by ${who}. The embedded database opens in one process at a time: stop the server first, or do this from its operator console (e.g. /console/backups), or use PostgreSQL (DATABASE_URL) to run commands beside the server. If that process has stopped, its lock ${lockPath} expires ${wait} s after its last heartbeat.`,
   });
 }

@@ -59,9 +59,10 @@ export async function openDatabase(target: DatabaseTarget): Promise<DatabaseHand
     fs.mkdirSync(dataDir, { recursive: true });
     lock = lockDataDir(target.dataDir);
   }
+  let pglite: PGlite | null = null;
   try {
     // One options object: PGlite ignores a second argument when the first is not a path.
-    const pglite = new PGlite({
+    pglite = new PGlite({
       ...(dataDir ? { dataDir } : {}),
       parsers: { [DATE_OID]: (v: string) => v, [INT8_OID]: (v: string) => v },
       serializers: { [pgliteTypes.DATE]: (v: unknown) => String(v) },
@@ -77,6 +78,8 @@ export async function openDatabase(target: DatabaseTarget): Promise<DatabaseHand
     };
     return { db, kind: 'pglite', location: dataDir ?? '(memory)', health: new ConnectionHealth(), close };
   } catch (err) {
+    // Closed before the lock is let go: nothing of this opening may still write to the directory.
+    await pglite?.close().catch(() => {});
     lock?.release();
     throw err;
   }
