@@ -12,6 +12,7 @@ import type { AppContext } from './http/context.js';
 import { buildServer } from './http/server.js';
 import { registerDataJobs } from './data/jobs.js';
 import { registerExportJobs } from './data/export-jobs.js';
+import { registerOrphanBlobJobs } from './data/orphan-blobs.js';
 import { registerBackupJobs } from './backup/jobs.js';
 import { loadBackupSettings } from './backup/settings.js';
 import { Gateway } from './gateway/gateway.js';
@@ -71,6 +72,7 @@ export async function createApp(
   }, { batch: 200, concurrency: config.smtpMaxConnections * 4 });
   const files = opts.files ?? parseBlobStoreUrl(config.filesUrl, config.s3Credentials);
   registerExportJobs(queue, files);
+  registerOrphanBlobJobs(queue, files);
   const backup = await loadBackupSettings(opts.env ?? process.env, { dataDir: config.dataDir, files, embedded: database.kind === 'pglite', s3Credentials: config.s3Credentials });
   registerBackupJobs(queue, { live: files, settings: backup, instanceId: config.instanceId, providerName: config.providerName, logger });
   const gateway = opts.gateway === false ? undefined : await Gateway.create(loadGatewaySettings(opts.env ?? process.env), database.db, clock, logger);

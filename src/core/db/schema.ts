@@ -160,6 +160,12 @@ export interface DataRecordsTable {
   updated_at: Timestamp;
 }
 
+export interface OrphanBlobCandidatesTable {
+  blob_key: string;
+  customer_id: string;
+  first_seen: Timestamp;
+}
+
 export interface DataFilesTable {
   customer_id: string;
   id: string;
@@ -797,6 +803,7 @@ export interface Database {
   backup_restore_jobs: BackupRestoreJobsTable;
   deletion_certificates: DeletionCertificatesTable;
   data_records: DataRecordsTable;
+  orphan_blob_candidates: OrphanBlobCandidatesTable;
   data_files: DataFilesTable;
   data_access_log: DataAccessLogTable;
   users: UsersTable;
