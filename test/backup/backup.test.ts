@@ -19,6 +19,14 @@ import { backupDepsFor } from '../helpers/backup.js';
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const actor = systemActor('test restore');
 
+/** Damages a stored backup part in place (made writable first): one bit in its middle. */
+function flipMiddleBit(file: string, bytes: Buffer): void {
+  fs.chmodSync(file, 0o644);
+  const flipped = Buffer.from(bytes);
+  flipped[Math.floor(flipped.length / 2)]! ^= 0x01;
+  fs.writeFileSync(file, flipped);
+}
+
 describe.each(databaseKinds)('R10.1–R10.4 backups on %s', (kind) => {
   let app: TestApp & { filesDir: string };
   let deps: Awaited<ReturnType<typeof backupDepsFor>>;
@@ -179,10 +187,7 @@ describe.each(databaseKinds)('R10.1–R10.4 backups on %s', (kind) => {
     const recordsBytes = fs.readFileSync(recordsPath);
     const fileBytes = fs.readFileSync(filePath);
     try {
-      fs.chmodSync(recordsPath, 0o644);
-      const flipped = Buffer.from(recordsBytes);
-      flipped[Math.floor(flipped.length / 2)]! ^= 0x01;
-      fs.writeFileSync(recordsPath, flipped);
+      flipMiddleBit(recordsPath, recordsBytes);
       fs.chmodSync(filePath, 0o644);
       fs.writeFileSync(filePath, fileBytes.subarray(0, fileBytes.length - 100));
       const v = await verifyBackup(deps, backupId);
@@ -212,10 +217,7 @@ describe.each(databaseKinds)('R10.1–R10.4 backups on %s', (kind) => {
     const filePath = path.join(deps.dirs[0]!, partKey(customerId, backupId, filePart.name));
     const fileBytes = fs.readFileSync(filePath);
     try {
-      fs.chmodSync(filePath, 0o644);
-      const flipped = Buffer.from(fileBytes);
-      flipped[Math.floor(flipped.length / 2)]! ^= 0x01;
-      fs.writeFileSync(filePath, flipped);
+      flipMiddleBit(filePath, fileBytes);
       const before = await snapshotOfLiveData();
       await expect(restoreCustomer(deps, { backupId, actor })).rejects.toThrow(new RegExp(`${filePart.name}.*tampered with or damaged`));
       expect(await snapshotOfLiveData()).toEqual(before);
