@@ -6,7 +6,7 @@ import { createDecryptStream } from './crypto/index.js';
 import { RECORD_COPY_COLUMNS, RECORD_COPY_COLUMNS_V2, recordLineCopy, type BackupManifest, type RecordLine } from './manifest.js';
 import { HashingStream, ndjsonLines } from './streams.js';
 
-/** Format 1 line → format 2 line, so old backups restore through the same COPY path. */
+/** Format 1 line → current COPY line (its digest null, computed by the restore), so old backups restore through the same COPY path. */
 export function ndjsonToCopyLine(line: string): string {
   const r = JSON.parse(line) as RecordLine;
   return recordLineCopy(r.c, r.i, r.v, JSON.stringify(r.d), new Date(r.ca), new Date(r.ua), null);
