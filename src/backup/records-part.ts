@@ -1,10 +1,9 @@
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { copyTextDecode } from '../core/db/copy.js';
 import type { BlobStore } from '../storage/index.js';
 import { partAad, partKey } from './catalog.js';
 import { createDecryptStream } from './crypto/index.js';
-import { CURRENT_FORMAT, RECORD_COPY_COLUMNS, RECORD_COPY_COLUMNS_V2, recordLineCopy, type BackupManifest, type RecordLine } from './manifest.js';
+import { RECORD_COPY_COLUMNS, RECORD_COPY_COLUMNS_V2, recordLineCopy, type BackupManifest, type RecordLine } from './manifest.js';
 import { HashingStream, ndjsonLines } from './streams.js';
 
 /** Format 1 line → current COPY line (its digest null, computed by the restore), so old backups restore through the same COPY path. */
@@ -25,48 +24,6 @@ const GUNZIP_CHUNK = 256 * 1024;
 
 // Format-1 lines are converted and handed on in pieces of about this size.
 const CONVERTED_CHUNK = 256 * 1024;
-
-/**
- * Consecutive lines of a format-3 records part with the fields a restore compares parsed out; the
- * JSON stays unread in `lines`. Arrays are parallel, one entry per line.
- */
-export interface RecordBatch {
-  /** Each line as it is in the part, newline included. */
-  lines: Buffer[];
-  /** Where each line's last field (its digest) starts. */
-  digestAt: number[];
-  collection: string[];
-  id: string[];
-  version: string[];
-  createdAt: string[];
-  updatedAt: string[];
-  /** Null where the line says `\N`. */
-  digest: Array<string | null>;
-}
-
-function emptyBatch(): RecordBatch {
-  return { lines: [], digestAt: [], collection: [], id: [], version: [], createdAt: [], updatedAt: [], digest: [] };
-}
-
-const TAB = 9;
-const NEWLINE = 10;
-
-/** Adds one format-3 line (newline included); its data field is skipped over, not decoded. */
-function addLine(batch: RecordBatch, line: Buffer, lineNo: number): void {
-  const tabs: number[] = [];
-  for (let at = line.indexOf(TAB); at >= 0 && tabs.length < 7; at = line.indexOf(TAB, at + 1)) tabs.push(at);
-  if (tabs.length !== 6) throw new Error(`records part line ${lineNo} has ${tabs.length + 1} fields, not 7`);
-  const [t1, t2, t3, t4, t5, t6] = tabs as [number, number, number, number, number, number];
-  const digest = line.toString('latin1', t6 + 1, line.length - 1);
-  batch.lines.push(line);
-  batch.digestAt.push(t6 + 1);
-  batch.collection.push(copyTextDecode(line.toString('utf8', 0, t1)));
-  batch.id.push(copyTextDecode(line.toString('utf8', t1 + 1, t2)));
-  batch.version.push(line.toString('latin1', t2 + 1, t3));
-  batch.createdAt.push(line.toString('latin1', t4 + 1, t5));
-  batch.updatedAt.push(line.toString('latin1', t5 + 1, t6));
-  batch.digest.push(digest === '\\N' ? null : digest);
-}
 
 /**
  * Reads a backup's records part (decrypt → gunzip → hash) as COPY text lines for
@@ -119,34 +76,6 @@ export class RecordsPartReader {
     }
     onLines?.(this.lines);
     if (out) yield out;
-  }
-
-  /**
-   * Format 3 only: the lines in batches of up to `size`, keys, times and digests parsed (decision
-   * 0028). A batch holds its lines' bytes, so memory is bounded by `size`, not by the part.
-   */
-  async *batches(size: number, onLines?: (lines: number) => void): AsyncGenerator<RecordBatch> {
-    if (this.format !== CURRENT_FORMAT) throw new Error(`records of format ${this.format} carry no digests to compare`);
-    let batch = emptyBatch();
-    let carry: Buffer | null = null;
-    for await (const chunk of this.#plain as AsyncIterable<Buffer>) {
-      const buf: Buffer = carry ? Buffer.concat([carry, chunk]) : chunk;
-      let start = 0;
-      for (let nl = buf.indexOf(NEWLINE); nl >= 0; nl = buf.indexOf(NEWLINE, start)) {
-        addLine(batch, buf.subarray(start, nl + 1), ++this.lines);
-        start = nl + 1;
-        if (batch.lines.length >= size) {
-          onLines?.(this.lines);
-          yield batch;
-          batch = emptyBatch();
-        }
-      }
-      // Copied: a view would keep the whole 256 KiB piece alive for a few bytes.
-      carry = start < buf.length ? Buffer.from(buf.subarray(start)) : null;
-    }
-    if (carry) throw new Error(`records part ends inside line ${this.lines + 1}`);
-    onLines?.(this.lines);
-    if (batch.lines.length > 0) yield batch;
   }
 
   /** After the lines are consumed: the stream's own outcome, with the hash of the plain part. */

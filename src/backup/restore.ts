@@ -5,6 +5,7 @@ import { sql } from 'kysely';
 import { appendAudit, type Actor } from '../core/audit/audit-log.js';
 import type { Clock } from '../core/clock.js';
 import type { Db } from '../core/db/database.js';
+import { copyFrom } from '../core/db/copy.js';
 import { errors } from '../core/errors.js';
 import { logDataAccess } from '../data/access-log.js';
 import { fileBlobKey } from '../data/files.js';
@@ -14,7 +15,6 @@ import { createDecryptStream } from './crypto/index.js';
 import { customerDataKey } from './keys.js';
 import type { BackupSettings } from './settings.js';
 import { RecordsPartReader } from './records-part.js';
-import { replaceRecordsByDigest, replaceRecordsViaScratch } from './restore-records.js';
 import { CURRENT_FORMAT } from './manifest.js';
 import { HashingStream } from './streams.js';
 import { readManifest, targetStore, type TargetName } from './verify.js';
@@ -97,14 +97,6 @@ export async function restoreCustomer(
   // COPY slowed the COPY fourfold). A few files at a time keep the fs/S3 pipe busy without holding
   // more than a few chunks each in memory.
   let stopStaging = false;
-  // Files may be staged while records are still compared; their progress is shown once the records
-  // are done, so the reported phase only ever moves forward.
-  let recordsDone = false;
-  let filesDone = 0;
-  const filesProgress = (done: number) => {
-    filesDone = done;
-    if (recordsDone) progress({ phase: 'files', done, total: manifest.files.length });
-  };
   const stageFiles = async (): Promise<void> => {
     let next = 0;
     let done = 0;
@@ -128,7 +120,7 @@ export async function restoreCustomer(
           }
           if (liveDigest?.sha256 === f.sha256 && liveDigest.size === f.size) {
             kept.push({ fileId: f.id, key: current.blob_key });
-            filesProgress(++done);
+            progress({ phase: 'files', done: ++done, total: manifest.files.length });
             continue;
           }
         }
@@ -141,7 +133,7 @@ export async function restoreCustomer(
         staged.push({ fileId: f.id, key: stagedKey });
         await Promise.all([pipeline(src, decrypt, check, out), live.put(stagedKey, out, { contentType: f.contentType })]);
         if (check.sha256 !== f.sha256) throw new Error(`file ${f.id} decrypted to other bytes than the manifest records`);
-        filesProgress(++done);
+        progress({ phase: 'files', done: ++done, total: manifest.files.length });
       }
     };
     const results = await Promise.allSettled(
@@ -159,6 +151,7 @@ export async function restoreCustomer(
   // others writing while the cleanup runs.
   let staging: Promise<unknown> = Promise.resolve(null);
   const startStaging = () => {
+    progress({ phase: 'files', done: 0, total: manifest.files.length });
     staging = stageFiles().then(
       () => null,
       (err: unknown) => err,
@@ -170,25 +163,30 @@ export async function restoreCustomer(
     let restoredRecords = 0;
     let replacedBlobs: string[] = [];
     await db.transaction().execute(async (trx) => {
+      // The backup's rows go into a scratch table first (no indexes, so COPY runs at full speed),
+      // and from there only what differs reaches data_records: rows identical to the live ones
+      // stay, so a restore after a bad day rewrites the damage, not the whole customer, and
+      // index maintenance is paid only for what changes (decision 0025).
       // The joins below hash a whole customer's keys: at the default 4 MB they spill to disk in
       // batches (decision 0026). Local to this transaction.
       await sql`set local work_mem = '64MB'`.execute(trx);
+      await sql`create temporary table restore_records (collection text not null, id text not null, version integer not null, data text not null, created_at timestamptz not null, updated_at timestamptz not null, data_digest uuid) on commit drop`.execute(trx);
       const records = await RecordsPartReader.open(store, key, customerId, row.id, manifest);
-      let reported = 0;
-      const onLines = (lines: number) => {
-        if (lines - reported < PROGRESS_EVERY) return;
-        reported = lines;
-        progress({ phase: 'records', done: Math.min(lines, manifest.records.count), total: manifest.records.count });
-      };
       let loaded: number;
       try {
-        if (manifest.format === CURRENT_FORMAT) {
-          // Comparing leaves this process idle while the server looks rows up, time the files use.
-          startStaging();
-          loaded = (await replaceRecordsByDigest(trx, customerId, records, { onLines, checkStop: stopIfAborted })).lines;
-        } else {
-          loaded = await replaceRecordsViaScratch(trx, customerId, records, { onLines, checkStop: stopIfAborted, copied: startStaging });
-        }
+        let reported = 0;
+        loaded = await copyFrom(
+          trx,
+          `copy restore_records (${records.copyColumns}) from stdin`,
+          untilAborted(
+            records.copyChunks((lines) => {
+              if (lines - reported < PROGRESS_EVERY) return;
+              reported = lines;
+              progress({ phase: 'records', done: Math.min(lines, manifest.records.count), total: manifest.records.count });
+            }),
+            stopIfAborted,
+          ),
+        );
       } finally {
         records.close();
       }
@@ -198,8 +196,26 @@ export async function restoreCustomer(
         throw new Error(`restored records do not match the manifest (${loaded} of ${manifest.records.count})`);
       }
       progress({ phase: 'records', done: loaded, total: manifest.records.count });
-      recordsDone = true;
-      progress({ phase: 'files', done: filesDone, total: manifest.files.length });
+      // Formats 1 and 2 carried no digest; it is computed here from the JSON as the database writes it.
+      if (manifest.format !== CURRENT_FORMAT) await sql`update restore_records set data_digest = md5(data::jsonb::text)::uuid`.execute(trx);
+      startStaging();
+      // The scratch table has no statistics, and gathering them cost 0.15 s of 100,000 rows; without
+      // them the planner could pick a nested loop over it (measured 2.8 s instead of 0.7 s). A hash
+      // join is right for these joins at any size, so it is the only one allowed, for these two
+      // statements only.
+      await sql`set local enable_nestloop = off`.execute(trx);
+      await sql`set local enable_mergejoin = off`.execute(trx);
+      // Same key, version, times and JSON text, the text by its digest (the live row's is kept by
+      // the database, the backup's was written beside its text): comparing the text itself meant
+      // writing every live row out as JSON (measured on 100,000 rows: 0.6 s → 0.25 s).
+      await sql`delete from data_records d where d.customer_id = ${customerId} and not exists (
+          select 1 from restore_records r where r.collection = d.collection and r.id = d.id and r.version = d.version
+            and r.created_at = d.created_at and r.updated_at = d.updated_at and r.data_digest = d.data_digest)`.execute(trx);
+      await sql`insert into data_records (customer_id, collection, id, version, data, created_at, updated_at)
+          select ${customerId}::uuid, r.collection, r.id, r.version, r.data::jsonb, r.created_at, r.updated_at from restore_records r
+          where not exists (select 1 from data_records d where d.customer_id = ${customerId} and d.collection = r.collection and d.id = r.id)`.execute(trx);
+      await sql`set local enable_nestloop to default`.execute(trx);
+      await sql`set local enable_mergejoin to default`.execute(trx);
       restoredRecords = loaded;
       const stagingError = await staging;
       if (stagingError) throw stagingError;
@@ -271,5 +287,12 @@ export class RestoreStoppedError extends Error {
   constructor() {
     super('the restore was stopped (the instance is shutting down) before it committed; the live data is as it was');
     this.name = 'RestoreStoppedError';
+  }
+}
+
+async function* untilAborted<T>(source: AsyncIterable<T>, check: () => void): AsyncGenerator<T> {
+  for await (const item of source) {
+    check();
+    yield item;
   }
 }

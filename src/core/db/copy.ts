@@ -35,20 +35,6 @@ export function copyText(value: string): string {
   return value.replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r'));
 }
 
-const COPY_ESCAPES: Record<string, string> = { b: '\b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v' };
-
-/**
- * The inverse of `copyText` for a field of a line hokan wrote. COPY's octal and hex escapes
- * (bytes, not characters) never come from `copyText`, so they are refused rather than guessed at.
- */
-export function copyTextDecode(field: string): string {
-  if (!field.includes('\\')) return field;
-  return field.replace(/\\(.?)/gs, (_, c: string) => {
-    if (c === '' || /[0-7x]/.test(c)) throw new Error(`unsupported COPY escape "\\${c}" in ${JSON.stringify(field.slice(0, 40))}`);
-    return COPY_ESCAPES[c] ?? c;
-  });
-}
-
 export interface CopyResultRow {
   copied: number;
 }
