@@ -1,0 +1,97 @@
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { restoreCustomer } from '../../src/backup/restore.js';
+import { runBackup } from '../../src/backup/run-backup.js';
+import { systemActor } from '../../src/core/audit/audit-log.js';
+import { databaseKinds } from '../helpers/databases.js';
+import { addCustomerWithContract, startTestApp, type TestApp } from '../helpers/app.js';
+import { backupDepsFor } from '../helpers/backup.js';
+
+/*
+ * A restore writes only the rows that differ from the backup (decisions 0025, 0026). These cases
+ * cover what that comparison could get wrong: keys that COPY escapes, a key that differs only in
+ * collection, another customer's row of the same key, and each way a live row can differ from its
+ * backup (data behind hokan's back, version, update time, deleted, added).
+ */
+
+const actor = systemActor('test restore of differences');
+const ODD_KEYS = ['tab\there', 'back\\slash', 'new\nline', 'cr\rhere', '介護記録', 'trailing\\'];
+
+describe.each(databaseKinds)('R10.4 a restore rewrites only what differs, on %s', (kind) => {
+  let app: TestApp & { filesDir: string };
+  let deps: Awaited<ReturnType<typeof backupDepsFor>>;
+  let customerId: string;
+  let otherId: string;
+  let backupId: string;
+  let original: unknown[];
+
+  const rows = async (customer: string) =>
+    (await sql<Record<string, unknown>>`select collection, id, version, data, created_at, updated_at, data_digest, xmin::text as xmin from data_records where customer_id = ${customer} order by collection, id`.execute(app.ctx.db)).rows;
+  const withoutXmin = (rs: Array<Record<string, unknown>>) => rs.map(({ xmin: _x, ...r }) => r);
+
+  beforeAll(async () => {
+    app = await startTestApp(kind);
+    deps = await backupDepsFor(app);
+    customerId = (await addCustomerWithContract(app, 'hagi')).customer.id;
+    otherId = (await addCustomerWithContract(app, 'kaede')).customer.id;
+    const at = app.clock.now();
+    // More rows than one page of the backup's snapshot reader.
+    const values = Array.from({ length: 12_003 }, (_, i) => ({
+      customer_id: customerId,
+      collection: i % 2 === 0 ? 'care-notes' : 'vitals',
+      id: i < ODD_KEYS.length ? ODD_KEYS[i]! : `n-${String(i).padStart(6, '0')}`,
+      version: 1 + (i % 4),
+      data: JSON.stringify({ i, note: `記録 ${i}`, nested: { deep: [i, 'タブ\t', '改行\n'] } }),
+      created_at: at,
+      updated_at: at,
+    }));
+    for (let i = 0; i < values.length; i += 1000) await app.ctx.db.insertInto('data_records').values(values.slice(i, i + 1000)).execute();
+    await app.ctx.db.insertInto('data_records').values({ customer_id: otherId, collection: 'care-notes', id: 'tab\there', version: 1, data: '{"other": true}', created_at: at, updated_at: at }).execute();
+    backupId = (await runBackup(deps, customerId)).id;
+    original = withoutXmin(await rows(customerId));
+  });
+  afterAll(async () => {
+    deps?.cleanup();
+    await app?.close();
+  });
+
+  it('puts back every kind of difference, keys COPY escapes included, and rewrites nothing else', async () => {
+    const db = app.ctx.db;
+    const later = new Date(app.clock.now().getTime() + 60_000);
+    // Changed data, same version and times (behind hokan's back).
+    await sql`update data_records set data = '{"ransom": true}' where customer_id = ${customerId} and id in ('tab\there', 'n-000100')`.execute(db);
+    // Same data, other version; same data and version, other update time.
+    await sql`update data_records set version = version + 1 where customer_id = ${customerId} and id = 'back\\slash'`.execute(db);
+    await db.updateTable('data_records').set({ updated_at: later }).where('customer_id', '=', customerId).where('id', '=', 'n-006001').execute();
+    // Deleted rows, one with an escaped key.
+    await db.deleteFrom('data_records').where('customer_id', '=', customerId).where('id', 'in', ['new\nline', 'n-004999', 'n-005000', 'n-012002']).execute();
+    // Rows the backup does not hold: one whose key differs from a backed-up one only in collection.
+    await db
+      .insertInto('data_records')
+      .values([
+        { customer_id: customerId, collection: 'vitals', id: 'tab\there', version: 1, data: '{}', created_at: later, updated_at: later },
+        { customer_id: customerId, collection: 'incidents', id: 'cr\rhere', version: 1, data: '{}', created_at: later, updated_at: later },
+      ])
+      .execute();
+    const before = new Map((await rows(customerId)).map((r) => [`${String(r.collection)}/${String(r.id)}`, r.xmin]));
+
+    const result = await restoreCustomer(deps, { backupId, actor });
+
+    expect(result.records).toBe(12_003);
+    const after = await rows(customerId);
+    expect(withoutXmin(after)).toEqual(original);
+    const rewritten = after.filter((r) => before.get(`${String(r.collection)}/${String(r.id)}`) !== r.xmin).map((r) => String(r.id)).sort();
+    expect(rewritten).toEqual(['back\\slash', 'n-000100', 'n-004999', 'n-005000', 'n-006001', 'n-012002', 'new\nline', 'tab\there'].sort());
+    // Another customer's row with the same key is not the restored customer's.
+    expect((await rows(otherId)).map((r) => r.data)).toEqual([{ other: true }]);
+  });
+
+  it('restores into an empty customer, and a second restore rewrites nothing', async () => {
+    await app.ctx.db.deleteFrom('data_records').where('customer_id', '=', customerId).execute();
+    await restoreCustomer(deps, { backupId, actor });
+    const first = await rows(customerId);
+    expect(withoutXmin(first)).toEqual(original);
+    await restoreCustomer(deps, { backupId, actor });
+    expect(await rows(customerId)).toEqual(first);
+  });
+});
