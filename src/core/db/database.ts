@@ -1,5 +1,9 @@
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { PGlite, types as pgliteTypes } from '@electric-sql/pglite';
 import { Kysely, Migrator, PostgresDialect, type Transaction } from 'kysely';
 import pg from 'pg';
@@ -32,6 +36,36 @@ const INT8_OID = 20;
 pg.types.setTypeParser(DATE_OID, (v: string) => v);
 pg.types.setTypeParser(INT8_OID, (v: string) => v);
 
+/**
+ * The embedded database's shared buffers. PostgreSQL's 128 MB default is a server's, and in PGlite
+ * it is this process's own memory, touched at start-up: 32 MB keeps an embedded instance about
+ * 100 MB smaller, and pages beyond it come from the operating system's file cache (decision 0028).
+ */
+export const PGLITE_SHARED_BUFFERS = '32MB';
+
+const PGLITE_INITDB = fileURLToPath(new URL('./pglite-initdb.mjs', import.meta.url));
+
+/**
+ * A new embedded data directory is made by a child process, built beside its final place and
+ * renamed into it, so a killed initdb never leaves a half-made directory that looks like a database.
+ */
+async function initEmbeddedDataDir(dataDir: string): Promise<void> {
+  if (fs.existsSync(path.join(dataDir, 'PG_VERSION'))) return;
+  if (fs.existsSync(dataDir) && fs.readdirSync(dataDir).length > 0) {
+    throw new Error(`${dataDir} is neither empty nor an embedded database (it has no PG_VERSION); move its contents away or point HOKAN_DATA_DIR elsewhere`);
+  }
+  const building = `${dataDir}.initdb-${randomBytes(4).toString('hex')}`;
+  try {
+    await promisify(execFile)(process.execPath, [PGLITE_INITDB, building], { timeout: 120_000 });
+    fs.rmSync(dataDir, { recursive: true, force: true });
+    fs.renameSync(building, dataDir);
+  } catch (err) {
+    fs.rmSync(building, { recursive: true, force: true });
+    const detail = err instanceof Error ? ((err as { stderr?: string }).stderr || err.message) : String(err);
+    throw new Error(`creating the embedded database in ${dataDir} failed: ${detail.trim()}`);
+  }
+}
+
 export type DatabaseTarget = { kind: 'postgres'; url: string } | { kind: 'pglite'; dataDir: string | 'memory' };
 
 export async function openDatabase(target: DatabaseTarget): Promise<DatabaseHandle> {
@@ -56,14 +90,16 @@ export async function openDatabase(target: DatabaseTarget): Promise<DatabaseHand
   let lock: DataDirLock | null = null;
   if (target.dataDir !== 'memory') {
     dataDir = path.join(target.dataDir, 'pglite');
-    fs.mkdirSync(dataDir, { recursive: true });
+    fs.mkdirSync(target.dataDir, { recursive: true });
     lock = lockDataDir(target.dataDir);
   }
   let pglite: PGlite | null = null;
   try {
+    if (dataDir) await initEmbeddedDataDir(dataDir);
     // One options object: PGlite ignores a second argument when the first is not a path.
     pglite = new PGlite({
       ...(dataDir ? { dataDir } : {}),
+      startParams: [...PGlite.defaultStartParams, '-c', `shared_buffers=${PGLITE_SHARED_BUFFERS}`],
       parsers: { [DATE_OID]: (v: string) => v, [INT8_OID]: (v: string) => v },
       serializers: { [pgliteTypes.DATE]: (v: unknown) => String(v) },
     });
