@@ -657,7 +657,7 @@ async function main(): Promise<void> {
       pglite
         ? `RSS includes PGlite, which runs inside this process: ${fixed(mb(rssNoDb))} MiB before the DB opened, ${fixed(bigResult.rss_before_mb)} MiB after,`
         : 'RSS is this process only (the PostgreSQL server is a separate process).',
-      pglite ? 'so peak_rss_mb cannot go below ~300 here; backup_added_rss_mb (what backup + restore add) is the figure to judge.' : '',
+      pglite ? 'so peak_rss_mb holds the embedded database as well (its shared buffers, caches and WebAssembly code); backup_added_rss_mb is what backup + restore add.' : '',
       pglite ? 'PGlite\'s Postgres heap is WebAssembly memory: it shows in "external", not in the JS heap or Buffers.' : '',
       'JS heap peaks include garbage not yet collected: V8 lets the heap grow with the allocation rate.',
       'The database is settled before each measured phase (untimed): CHECKPOINT, and after the damage VACUUM (ANALYZE), as autovacuum would have run by the time a bad day is restored.',
