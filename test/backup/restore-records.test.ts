@@ -74,6 +74,7 @@ describe.each(databaseKinds)('R10.4 a restore rewrites only what differs, on %s'
       ])
       .execute();
     const before = new Map((await rows(customerId)).map((r) => [`${String(r.collection)}/${String(r.id)}`, r.xmin]));
+    const otherBefore = await rows(otherId);
 
     const result = await restoreCustomer(deps, { backupId, actor });
 
@@ -83,7 +84,8 @@ describe.each(databaseKinds)('R10.4 a restore rewrites only what differs, on %s'
     const rewritten = after.filter((r) => before.get(`${String(r.collection)}/${String(r.id)}`) !== r.xmin).map((r) => String(r.id)).sort();
     expect(rewritten).toEqual(['back\\slash', 'n-000100', 'n-004999', 'n-005000', 'n-006001', 'n-012002', 'new\nline', 'tab\there'].sort());
     // Another customer's row with the same key is not the restored customer's.
-    expect((await rows(otherId)).map((r) => r.data)).toEqual([{ other: true }]);
+    expect(await rows(otherId)).toEqual(otherBefore);
+    expect(otherBefore.map((r) => r.data)).toEqual([{ other: true }]);
   });
 
   it('restores into an empty customer, and a second restore rewrites nothing', async () => {

@@ -45,22 +45,37 @@ export const PGLITE_SHARED_BUFFERS = '32MB';
 
 const PGLITE_INITDB = fileURLToPath(new URL('./pglite-initdb.mjs', import.meta.url));
 
+const BUILD_PREFIX = '.initdb-';
+
 /**
- * A new embedded data directory is made by a child process, built beside its final place and
- * renamed into it, so a killed initdb never leaves a half-made directory that looks like a database.
+ * A new embedded data directory is made by a child process, inside a build directory within it,
+ * and its files are then moved up, PG_VERSION last: until PG_VERSION is there, the directory is not
+ * taken for a database, so a killed initdb never leaves one that looks whole. Building inside the
+ * directory keeps a symlinked or mounted data directory where it is. The caller holds the data
+ * directory's lock, so no other build is running: one left by a killed process is removed.
+ * Exported for tests, which pass a script of their own.
  */
-async function initEmbeddedDataDir(dataDir: string): Promise<void> {
+export async function initEmbeddedDataDir(dataDir: string, script = PGLITE_INITDB): Promise<void> {
   if (fs.existsSync(path.join(dataDir, 'PG_VERSION'))) return;
-  if (fs.existsSync(dataDir) && fs.readdirSync(dataDir).length > 0) {
+  if (fs.existsSync(dataDir) && !fs.statSync(dataDir).isDirectory()) throw new Error(`${dataDir} is not a directory; move it away or point HOKAN_DATA_DIR elsewhere`);
+  fs.mkdirSync(dataDir, { recursive: true });
+  for (const e of fs.readdirSync(dataDir)) if (e.startsWith(BUILD_PREFIX)) fs.rmSync(path.join(dataDir, e), { recursive: true, force: true });
+  if (fs.readdirSync(dataDir).length > 0) {
     throw new Error(`${dataDir} is neither empty nor an embedded database (it has no PG_VERSION); move its contents away or point HOKAN_DATA_DIR elsewhere`);
   }
-  const building = `${dataDir}.initdb-${randomBytes(4).toString('hex')}`;
+  const building = path.join(dataDir, `${BUILD_PREFIX}${randomBytes(4).toString('hex')}`);
   try {
-    await promisify(execFile)(process.execPath, [PGLITE_INITDB, building], { timeout: 120_000 });
-    fs.rmSync(dataDir, { recursive: true, force: true });
-    fs.renameSync(building, dataDir);
+    await promisify(execFile)(process.execPath, [script, building], { timeout: 120_000 });
+    for (const e of fs.readdirSync(building)) if (e !== 'PG_VERSION') fs.renameSync(path.join(building, e), path.join(dataDir, e));
+    fs.renameSync(path.join(building, 'PG_VERSION'), path.join(dataDir, 'PG_VERSION'));
+    fs.rmdirSync(building);
   } catch (err) {
-    fs.rmSync(building, { recursive: true, force: true });
+    // The directory was empty and is locked: whatever is in it now is this build's.
+    try {
+      for (const e of fs.readdirSync(dataDir)) fs.rmSync(path.join(dataDir, e), { recursive: true, force: true });
+    } catch {
+      // The error to report is the build's, not the cleanup's.
+    }
     const detail = err instanceof Error ? ((err as { stderr?: string }).stderr || err.message) : String(err);
     throw new Error(`creating the embedded database in ${dataDir} failed: ${detail.trim()}`);
   }
@@ -98,7 +113,8 @@ export async function openDatabase(target: DatabaseTarget): Promise<DatabaseHand
     if (dataDir) await initEmbeddedDataDir(dataDir);
     // One options object: PGlite ignores a second argument when the first is not a path.
     pglite = new PGlite({
-      ...(dataDir ? { dataDir } : {}),
+      // The real path: PGlite's file system cannot open a data directory through a symlink.
+      ...(dataDir ? { dataDir: fs.realpathSync(dataDir) } : {}),
       startParams: [...PGlite.defaultStartParams, '-c', `shared_buffers=${PGLITE_SHARED_BUFFERS}`],
       parsers: { [DATE_OID]: (v: string) => v, [INT8_OID]: (v: string) => v },
       serializers: { [pgliteTypes.DATE]: (v: unknown) => String(v) },
