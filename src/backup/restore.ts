@@ -168,8 +168,8 @@ export async function restoreCustomer(
       // stay, so a restore after a bad day rewrites the damage, not the whole customer, and
       // index maintenance is paid only for what changes (decision 0025).
       // The joins below hash a whole customer's keys: at the default 4 MB they spill to disk in
-      // batches (decision 0026). Local to this transaction.
-      await sql`set local work_mem = '64MB'`.execute(trx);
+      // batches (decision 0026). Local to this transaction; a literal of two choices, so no input.
+      await sql.raw(`set local work_mem = '${settings.restoreWorkMem}'`).execute(trx);
       await sql`create temporary table restore_records (collection text not null, id text not null, version integer not null, data text not null, created_at timestamptz not null, updated_at timestamptz not null, data_digest uuid) on commit drop`.execute(trx);
       const records = await RecordsPartReader.open(store, key, customerId, row.id, manifest);
       let loaded: number;

@@ -14,6 +14,12 @@ export interface BackupSettings {
   masterKeyFingerprint: string;
   /** Where the master key came from, for the start-up message; never the key. */
   masterKeySource: string;
+  /**
+   * work_mem for a restore's joins, which hash a whole customer's keys. PostgreSQL's server has room
+   * for 64 MB; the embedded database's memory is hokan's own, so it gets 16 MB, and larger
+   * customers' joins spill to disk instead of growing the process (decisions 0026, 0028).
+   */
+  restoreWorkMem: '64MB' | '16MB';
   dailyAtJstHour: number;
   offsiteCycleDays: number;
   retainDaily: number;
@@ -105,6 +111,7 @@ export async function loadBackupSettings(
     masterKey,
     masterKeyFingerprint: keyFingerprint(masterKey),
     masterKeySource,
+    restoreWorkMem: live.embedded ? '16MB' : '64MB',
     dailyAtJstHour: e.HOKAN_BACKUP_HOUR_JST,
     offsiteCycleDays: e.HOKAN_OFFSITE_CYCLE_DAYS,
     retainDaily: e.HOKAN_BACKUP_RETAIN_DAILY,
