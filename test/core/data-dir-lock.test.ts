@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
-import { STALE_AFTER_MS } from '../../src/core/db/data-dir-lock.js';
+import { lockDataDir, STALE_AFTER_MS } from '../../src/core/db/data-dir-lock.js';
 import { openDatabase } from '../../src/core/db/database.js';
 import { HokanError } from '../../src/core/errors.js';
 
@@ -78,6 +78,26 @@ describe('the embedded database opens in one process at a time', () => {
     expect((refused as HokanError).messages.en).toContain(`expires ${Math.round(STALE_AFTER_MS / 1000)} s after its last heartbeat`);
     writeLock(dir, { pid: 1, host: 'another-container' }, STALE_AFTER_MS + 5_000);
     await takesOver(dir);
+  });
+
+  it('the heartbeat goes on while the main thread is blocked (PGlite runs each statement synchronously there)', async () => {
+    const dir = path.join(base, 'blocked');
+    fs.mkdirSync(dir, { recursive: true });
+    const lock = lockDataDir(dir, { heartbeatMs: 50 });
+    try {
+      // Let the heartbeat's thread start, then make the lock look old.
+      await new Promise((r) => setTimeout(r, 500));
+      const past = new Date(Date.now() - 60_000);
+      fs.utimesSync(lock.path, past, past);
+      const blockedAt = Date.now();
+      // A statement that holds the main thread for a second: no timer of this thread can run.
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1_000);
+      expect(fs.statSync(lock.path).mtimeMs).toBeGreaterThanOrEqual(blockedAt - 1_000);
+      expect(fs.statSync(lock.path).mtimeMs).toBeGreaterThan(past.getTime() + 50_000);
+    } finally {
+      lock.release();
+    }
+    expect(fs.existsSync(path.join(dir, 'hokan.lock'))).toBe(false);
   });
 
   it("closing twice releases once: a later holder's lock stays", async () => {

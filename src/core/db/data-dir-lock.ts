@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { HokanError } from '../errors.js';
 
 /**
@@ -33,11 +34,25 @@ interface LockRecord {
 }
 
 const HEARTBEAT_MS = 10_000;
+/**
+ * The heartbeat runs on a thread of its own: PGlite executes each statement synchronously on the
+ * main thread, so one statement longer than STALE_AFTER_MS (a restore's join over a large customer)
+ * would otherwise stop the heartbeat, and another process would take over a lock whose holder is
+ * still writing the database.
+ */
+const HEARTBEAT_THREAD = `
+const { workerData } = require('node:worker_threads');
+const fs = require('node:fs');
+setInterval(() => {
+  const now = new Date();
+  try { fs.utimesSync(workerData.lockPath, now, now); } catch { /* gone or unwritable: the next opening decides */ }
+}, workerData.everyMs);
+`;
 export const STALE_AFTER_MS = 35_000;
 /** Locks this process holds, by nonce: a second opening from this process is refused too. */
 const heldHere = new Set<string>();
 
-export function lockDataDir(dataDir: string): DataDirLock {
+export function lockDataDir(dataDir: string, opts: { heartbeatMs?: number } = {}): DataDirLock {
   const lockPath = path.join(dataDir, 'hokan.lock');
   const mine: LockRecord = {
     pid: process.pid,
@@ -49,7 +64,7 @@ export function lockDataDir(dataDir: string): DataDirLock {
     command: process.argv.slice(2).join(' '),
   };
   for (let attempt = 0; attempt < 3; attempt++) {
-    if (create(lockPath, mine)) return held(lockPath, mine);
+    if (create(lockPath, mine)) return held(lockPath, mine, opts.heartbeatMs ?? HEARTBEAT_MS);
     const holder = readLock(lockPath);
     if (holder === undefined) continue; // removed meanwhile: try again
     if (!isStale(lockPath, holder)) throw inUse(dataDir, lockPath, holder);
@@ -73,22 +88,16 @@ function create(lockPath: string, record: LockRecord): boolean {
   }
 }
 
-function held(lockPath: string, record: LockRecord): DataDirLock {
+function held(lockPath: string, record: LockRecord, everyMs: number): DataDirLock {
   heldHere.add(record.nonce);
-  const heartbeat = setInterval(() => {
-    const now = new Date();
-    try {
-      fs.utimesSync(lockPath, now, now);
-    } catch {
-      // Gone or unwritable: the next opening decides from what it finds.
-    }
-  }, HEARTBEAT_MS);
+  const heartbeat = new Worker(HEARTBEAT_THREAD, { eval: true, workerData: { lockPath, everyMs } });
   heartbeat.unref();
+  heartbeat.on('error', () => {}); // a failed heartbeat only lets the lock age; never the process's end
   let released = false;
   const release = () => {
     if (released) return;
     released = true;
-    clearInterval(heartbeat);
+    void heartbeat.terminate();
     heldHere.delete(record.nonce);
     process.off('exit', release);
     // Only this holder's own record is removed, never a lock another process has taken since.
