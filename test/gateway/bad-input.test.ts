@@ -2,7 +2,12 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addCustomerUser, addCustomerWithContract, startTestApp, type TestApp } from '../helpers/app.js';
 
-/** Sends raw bytes and returns the status line of the answer (or '' if the server just closed). */
+/**
+ * Sends raw bytes and returns the status line of the answer (or '' if the server just closed).
+ * The socket is not half-closed after the write: Node's HTTP server drops a request whose client
+ * sent FIN before the answer was written, so a request that waits on the database would never be
+ * answered. The requests end with `Connection: close`, or are ones the server closes after its 400.
+ */
 function raw(port: number, bytes: Buffer | string): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(port, '127.0.0.1');
@@ -12,7 +17,6 @@ function raw(port: number, bytes: Buffer | string): Promise<string> {
     socket.on('error', (e) => (out ? resolve(out.split('\r\n')[0]!) : reject(e)));
     socket.on('close', () => resolve(out.split('\r\n')[0] ?? ''));
     socket.write(bytes);
-    socket.end();
   });
 }
 

@@ -75,38 +75,58 @@ async function runPgCopy(client: pg.PoolClient, statement: string, source: CopyF
   return { command: 'COPY', rowCount: stream.rowCount, rows: [{ copied: stream.rowCount }] };
 }
 
-/** What PGlite's connection needs: run a statement with a blob as its COPY input. */
-export type BlobQuery = (statement: string, blob: Blob) => Promise<number>;
+/** What PGlite's connection needs: run a statement with these bytes as its COPY input. */
+export type BlobQuery = (statement: string, copyInput: Buffer) => Promise<number>;
 
 // PGlite takes COPY input as a whole Blob; a few MB at a time bounds memory whatever the size.
 const PGLITE_COPY_CHUNK = 8 * 1024 * 1024;
 
-/** PGlite has no COPY FROM STDIN; its equivalent is COPY FROM '/dev/blob', fed in line-aligned pieces. */
+/**
+ * PGlite has no COPY FROM STDIN; its equivalent is COPY FROM '/dev/blob', fed in line-aligned
+ * pieces. One piece is loaded while the next is read: the database runs in a process of its own
+ * (decision 0029), so reading the source (decrypting, decompressing) and loading overlap, and at
+ * most two pieces are held.
+ */
 export async function runPgliteCopy(statement: string, parameters: readonly unknown[], query: BlobQuery): Promise<number | null> {
   const source = copySourceOf(parameters);
   if (!source) return null;
   const fromBlob = statement.replace(/\bstdin\s*$/i, `'/dev/blob'`);
   let rows = 0;
+  let loading: Promise<void> | null = null;
   let pending: Buffer[] = [];
   let size = 0;
-  const flush = async (upTo: number) => {
-    const all = Buffer.concat(pending, size);
-    const body = all.subarray(0, upTo);
-    pending = upTo < all.length ? [all.subarray(upTo)] : [];
-    size = all.length - upTo;
-    if (body.length > 0) rows += await query(fromBlob, new Blob([body]));
+  const load = async (body: Buffer) => {
+    // The previous piece first: a failed piece ends the COPY before anything else is sent.
+    if (loading) await loading;
+    const p = query(fromBlob, body).then((n) => {
+      rows += n;
+    });
+    // Awaited by the next piece or at the end; until then its failure must not go unhandled.
+    p.catch(() => {});
+    loading = p;
   };
-  for await (const chunk of source.chunks) {
-    const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-    pending.push(buf);
-    size += buf.length;
-    if (size >= PGLITE_COPY_CHUNK) {
-      const all = Buffer.concat(pending, size);
-      pending = [all];
-      const lastNewline = all.lastIndexOf(10);
-      if (lastNewline >= 0) await flush(lastNewline + 1);
+  try {
+    for await (const chunk of source.chunks) {
+      const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+      pending.push(buf);
+      size += buf.length;
+      if (size >= PGLITE_COPY_CHUNK) {
+        const all = Buffer.concat(pending, size);
+        const end = all.lastIndexOf(10) + 1;
+        if (end > 0) {
+          await load(all.subarray(0, end));
+          pending = end < all.length ? [all.subarray(end)] : [];
+          size = all.length - end;
+        } else {
+          pending = [all];
+        }
+      }
     }
+    if (size > 0) await load(Buffer.concat(pending, size));
+  } finally {
+    // A failing source still waits for the piece in flight, so nothing of this COPY runs later.
+    if (loading) await (loading as Promise<void>).catch(() => {});
   }
-  if (size > 0) await flush(size);
+  if (loading) await loading;
   return rows;
 }

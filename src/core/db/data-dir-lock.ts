@@ -6,7 +6,8 @@ import { Worker } from 'node:worker_threads';
 import { HokanError } from '../errors.js';
 
 /**
- * PGlite is PostgreSQL inside this process: two processes opening one data directory each believe
+ * PGlite is PostgreSQL without a server, run by whichever process opens it (in a child process of
+ * its own, decision 0029): two processes opening one data directory each believe
  * they own it, and the second one's writes are invisible to the first and can corrupt the files
  * (seen: `hokan backup restore` beside a running `npm start` reported success, and the server went
  * on serving the old rows). A lock file in the data directory lets one process in at a time
@@ -19,7 +20,18 @@ import { HokanError } from '../errors.js';
  */
 export interface DataDirLock {
   readonly path: string;
+  /**
+   * Names a process that writes the directory for the holder (the embedded database's own
+   * process, decision 0029): while it runs, the lock is not stale even if the holder is gone,
+   * since it goes on writing until it has noticed.
+   */
+  addHelper(pid: number): void;
   release(): void;
+}
+
+interface HelperRecord {
+  pid: number;
+  startTicks: string | null;
 }
 
 interface LockRecord {
@@ -31,14 +43,14 @@ interface LockRecord {
   nonce: string;
   since: string;
   command: string;
+  helpers?: HelperRecord[];
 }
 
 const HEARTBEAT_MS = 10_000;
 /**
- * The heartbeat runs on a thread of its own: PGlite executes each statement synchronously on the
- * main thread, so one statement longer than STALE_AFTER_MS (a restore's join over a large customer)
- * would otherwise stop the heartbeat, and another process would take over a lock whose holder is
- * still writing the database.
+ * The heartbeat runs on a thread of its own: a synchronous stretch of the main thread longer than
+ * STALE_AFTER_MS (PGlite's statements were one, when it ran in this process) would otherwise stop
+ * the heartbeat, and another process would take over a lock whose holder is still writing.
  */
 const HEARTBEAT_THREAD = `
 const { workerData } = require('node:worker_threads');
@@ -53,6 +65,29 @@ export const STALE_AFTER_MS = 35_000;
 const heldHere = new Set<string>();
 
 export function lockDataDir(dataDir: string, opts: { heartbeatMs?: number } = {}): DataDirLock {
+  const r = tryLock(dataDir, opts);
+  if ('error' in r) throw r.error;
+  return r;
+}
+
+/**
+ * As lockDataDir, but a holder that is gone while its database process is still closing (it
+ * noticed within a second or so, and a close is a checkpoint) is waited for, up to `waitMs`,
+ * instead of refused: a command run just after the server was killed gets in once it is done.
+ */
+export async function acquireDataDirLock(dataDir: string, opts: { heartbeatMs?: number; waitMs?: number } = {}): Promise<DataDirLock> {
+  const deadline = Date.now() + (opts.waitMs ?? HELPER_WAIT_MS);
+  for (;;) {
+    const r = tryLock(dataDir, opts);
+    if (!('error' in r)) return r;
+    if (!r.helpersOnly || Date.now() >= deadline) throw r.error;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+const HELPER_WAIT_MS = 25_000;
+
+function tryLock(dataDir: string, opts: { heartbeatMs?: number }): DataDirLock | { error: HokanError; helpersOnly: boolean } {
   const lockPath = path.join(dataDir, 'hokan.lock');
   const mine: LockRecord = {
     pid: process.pid,
@@ -67,10 +102,11 @@ export function lockDataDir(dataDir: string, opts: { heartbeatMs?: number } = {}
     if (create(lockPath, mine)) return held(lockPath, mine, opts.heartbeatMs ?? HEARTBEAT_MS);
     const holder = readLock(lockPath);
     if (holder === undefined) continue; // removed meanwhile: try again
-    if (!isStale(lockPath, holder)) throw inUse(dataDir, lockPath, holder);
+    const state = lockState(lockPath, holder);
+    if (state !== 'stale') return { error: inUse(dataDir, lockPath, holder), helpersOnly: state === 'helpers' };
     takeOver(lockPath, holder);
   }
-  throw inUse(dataDir, lockPath, readLock(lockPath) ?? null);
+  return { error: inUse(dataDir, lockPath, readLock(lockPath) ?? null), helpersOnly: false };
 }
 
 /** Creates the lock with its content in one step (link of a finished temp file): never seen half-written. */
@@ -103,9 +139,19 @@ function held(lockPath: string, record: LockRecord, everyMs: number): DataDirLoc
     // Only this holder's own record is removed, never a lock another process has taken since.
     if (readLock(lockPath)?.nonce === record.nonce) fs.rmSync(lockPath, { force: true });
   };
+  const addHelper = (pid: number) => {
+    if (released) return;
+    // The last few only: a database process started again after a crash replaces its predecessor.
+    record.helpers = [...(record.helpers ?? []).filter((h) => pidRunning(h.pid)), { pid, startTicks: startTicks(pid) }].slice(-4);
+    // Rewritten by rename, so a reader sees the old record or the new one, never half of one.
+    const tmp = `${lockPath}.${record.nonce}.tmp`;
+    fs.writeFileSync(tmp, `${JSON.stringify(record)}\n`, { mode: 0o600 });
+    if (readLock(lockPath)?.nonce === record.nonce) fs.renameSync(tmp, lockPath);
+    else fs.rmSync(tmp, { force: true });
+  };
   // A process that ends without closing the database still leaves the directory free.
   process.on('exit', release);
-  return { path: lockPath, release };
+  return { path: lockPath, addHelper, release };
 }
 
 /** The lock's record; null when unreadable (written by hand, or damaged); undefined when gone. */
@@ -124,21 +170,26 @@ function readLock(lockPath: string): LockRecord | null | undefined {
   }
 }
 
-function isStale(lockPath: string, holder: LockRecord | null): boolean {
-  if (holder && heldHere.has(holder.nonce)) return false;
+/** 'held' by a live holder; 'helpers' when the holder is gone but a process it named still runs; 'stale'. */
+function lockState(lockPath: string, holder: LockRecord | null): 'held' | 'helpers' | 'stale' {
+  if (holder && heldHere.has(holder.nonce)) return 'held';
   let ageMs: number;
   try {
     ageMs = Date.now() - fs.statSync(lockPath).mtimeMs;
   } catch {
-    return true;
+    return 'stale';
   }
-  if (ageMs > STALE_AFTER_MS) return true;
-  if (!holder) return false;
+  if (ageMs > STALE_AFTER_MS) return 'stale';
+  if (!holder) return 'held';
   // Only on this machine and boot do the holder's pid and start time mean something here.
-  if (holder.host !== os.hostname() || holder.bootId === null || holder.bootId !== bootId()) return false;
-  if (!pidRunning(holder.pid)) return true;
-  const ticks = startTicks(holder.pid);
-  return holder.startTicks !== null && ticks !== null && ticks !== holder.startTicks;
+  if (holder.host !== os.hostname() || holder.bootId === null || holder.bootId !== bootId()) return 'held';
+  const alive = (pid: number, ticksThen: string | null) => {
+    if (!pidRunning(pid)) return false;
+    const ticks = startTicks(pid);
+    return ticksThen === null || ticks === null || ticks === ticksThen;
+  };
+  if (alive(holder.pid, holder.startTicks)) return 'held';
+  return (holder.helpers ?? []).some((h) => typeof h?.pid === 'number' && alive(h.pid, h.startTicks ?? null)) ? 'helpers' : 'stale';
 }
 
 /** Moves the stale lock aside and checks it was the one judged stale; another taker's is put back. */
@@ -164,9 +215,16 @@ function takeOver(lockPath: string, judged: LockRecord | null): void {
 function pidRunning(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  // An ended process whose parent has not reaped it yet (an orphan waits for init) still answers
+  // signal 0, but it writes nothing any more.
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true;
   }
 }
 

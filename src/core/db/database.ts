@@ -4,14 +4,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { PGlite, types as pgliteTypes } from '@electric-sql/pglite';
 import { Kysely, Migrator, PostgresDialect, type Transaction } from 'kysely';
 import pg from 'pg';
 import { ConnectionHealth } from './connection-health.js';
 import { copyCapablePool } from './copy.js';
-import { lockDataDir, type DataDirLock } from './data-dir-lock.js';
+import { acquireDataDirLock, type DataDirLock } from './data-dir-lock.js';
 import { migrationProvider } from './migrations/index.js';
 import { PGliteDialect } from './pglite-dialect.js';
+import { EmbeddedProcess } from './pglite-process.js';
 import type { Database } from './schema.js';
 
 export type Db = Kysely<Database>;
@@ -26,6 +26,8 @@ export interface DatabaseHandle {
   location: string;
   /** Reachability as seen by the pool and the job queue; logs "database connection lost/restored". */
   health: ConnectionHealth;
+  /** The embedded database's own process, while it runs (PGlite only; for memory measurements). */
+  databasePid?(): number | undefined;
   close(): Promise<void>;
 }
 
@@ -38,7 +40,7 @@ pg.types.setTypeParser(INT8_OID, (v: string) => v);
 
 /**
  * The embedded database's shared buffers. PostgreSQL's 128 MB default is a server's, and in PGlite
- * it is this process's own memory, touched at start-up: 32 MB keeps an embedded instance about
+ * it is the memory of the process running it, touched at start-up: 32 MB keeps an embedded instance about
  * 100 MB smaller, and pages beyond it come from the operating system's file cache (decision 0028).
  */
 export const PGLITE_SHARED_BUFFERS = '32MB';
@@ -106,21 +108,22 @@ export async function openDatabase(target: DatabaseTarget): Promise<DatabaseHand
   if (target.dataDir !== 'memory') {
     dataDir = path.join(target.dataDir, 'pglite');
     fs.mkdirSync(target.dataDir, { recursive: true });
-    lock = lockDataDir(target.dataDir);
+    lock = await acquireDataDirLock(target.dataDir);
   }
-  let pglite: PGlite | null = null;
+  let session: EmbeddedProcess | null = null;
   try {
     if (dataDir) await initEmbeddedDataDir(dataDir);
-    // One options object: PGlite ignores a second argument when the first is not a path.
-    pglite = new PGlite({
+    const health = new ConnectionHealth();
+    session = await EmbeddedProcess.start({
       // The real path: PGlite's file system cannot open a data directory through a symlink.
-      ...(dataDir ? { dataDir: fs.realpathSync(dataDir) } : {}),
-      startParams: [...PGlite.defaultStartParams, '-c', `shared_buffers=${PGLITE_SHARED_BUFFERS}`],
-      parsers: { [DATE_OID]: (v: string) => v, [INT8_OID]: (v: string) => v },
-      serializers: { [pgliteTypes.DATE]: (v: unknown) => String(v) },
+      dataDir: dataDir ? fs.realpathSync(dataDir) : 'memory',
+      sharedBuffers: PGLITE_SHARED_BUFFERS,
+      onStart: (pid) => lock?.addHelper(pid),
+      // Started again at the next statement; until then readiness reports the outage.
+      onExit: (err) => health.failed(err, 'embedded database process'),
     });
-    await pglite.waitReady;
-    const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) });
+    const running = session;
+    const db = new Kysely<Database>({ dialect: new PGliteDialect(running) });
     const close = async () => {
       try {
         await db.destroy();
@@ -128,10 +131,10 @@ export async function openDatabase(target: DatabaseTarget): Promise<DatabaseHand
         lock?.release();
       }
     };
-    return { db, kind: 'pglite', location: dataDir ?? '(memory)', health: new ConnectionHealth(), close };
+    return { db, kind: 'pglite', location: dataDir ?? '(memory)', health, databasePid: () => running.pid, close };
   } catch (err) {
     // Closed before the lock is let go: nothing of this opening may still write to the directory.
-    await pglite?.close().catch(() => {});
+    await session?.close().catch(() => {});
     lock?.release();
     throw err;
   }

@@ -1,4 +1,3 @@
-import type { PGlite } from '@electric-sql/pglite';
 import {
   CompiledQuery,
   PostgresAdapter,
@@ -16,17 +15,18 @@ import {
 } from 'kysely';
 import { runPgliteCopy } from './copy.js';
 import { Mutex } from './mutex.js';
+import type { EmbeddedSession } from './pglite-process.js';
 
 /**
- * PGlite is one database session. Kysely acquires a connection for each query and holds it for
+ * PGlite (in its own process, decision 0029) is one database session. Kysely acquires a connection for each query and holds it for
  * the whole of a transaction, so a lock around acquire/release keeps every other query out of
  * an open transaction (otherwise an unrelated insert could join it and vanish on its rollback).
  */
 export class PGliteDialect implements Dialect {
-  constructor(private readonly pglite: PGlite) {}
+  constructor(private readonly session: EmbeddedSession) {}
 
   createDriver(): Driver {
-    return new PGliteDriver(this.pglite);
+    return new PGliteDriver(this.session);
   }
   createQueryCompiler(): QueryCompiler {
     return new PostgresQueryCompiler();
@@ -45,13 +45,11 @@ class PGliteDriver implements Driver {
   readonly #mutex = new Mutex();
   readonly #connection: PGliteConnection;
 
-  constructor(private readonly pglite: PGlite) {
-    this.#connection = new PGliteConnection(pglite);
+  constructor(private readonly session: EmbeddedSession) {
+    this.#connection = new PGliteConnection(session);
   }
 
-  async init(): Promise<void> {
-    await this.pglite.waitReady;
-  }
+  async init(): Promise<void> {}
 
   async acquireConnection(): Promise<DatabaseConnection> {
     await this.#mutex.lock(ACQUIRE_TIMEOUT_MS, 'PGlite session (is `db` used inside a transaction instead of `trx`?)');
@@ -61,14 +59,26 @@ class PGliteDriver implements Driver {
   async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
     const isolation = settings.isolationLevel ? ` isolation level ${settings.isolationLevel}` : '';
     await connection.executeQuery(CompiledQuery.raw(`begin${isolation}`));
+    this.#connection.inTransactionOf = this.session.generation;
   }
 
   async commitTransaction(connection: DatabaseConnection): Promise<void> {
-    await connection.executeQuery(CompiledQuery.raw('commit'));
+    try {
+      await connection.executeQuery(CompiledQuery.raw('commit'));
+    } finally {
+      this.#connection.inTransactionOf = undefined;
+    }
   }
 
   async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
-    await connection.executeQuery(CompiledQuery.raw('rollback'));
+    try {
+      await connection.executeQuery(CompiledQuery.raw('rollback'));
+    } catch (err) {
+      // A transaction whose database process has ended is gone already: nothing to roll back.
+      if (this.#connection.inTransactionOf === this.session.generation) throw err;
+    } finally {
+      this.#connection.inTransactionOf = undefined;
+    }
   }
 
   async releaseConnection(): Promise<void> {
@@ -76,20 +86,24 @@ class PGliteDriver implements Driver {
   }
 
   async destroy(): Promise<void> {
-    if (!this.pglite.closed) await this.pglite.close();
+    if (!this.session.closed) await this.session.close();
   }
 }
 
 class PGliteConnection implements DatabaseConnection {
-  constructor(private readonly pglite: PGlite) {}
+  /** The session generation the open transaction began in; undefined outside a transaction. */
+  inTransactionOf: number | undefined;
+
+  constructor(private readonly session: EmbeddedSession) {}
 
   async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
-    const copied = await runPgliteCopy(compiled.sql, compiled.parameters, async (statement, blob) => {
-      const r = await this.pglite.query(statement, [], { blob });
+    const generation = this.inTransactionOf;
+    const copied = await runPgliteCopy(compiled.sql, compiled.parameters, async (statement, copyInput) => {
+      const r = await this.session.query(statement, [], { copyInput, ...(generation !== undefined ? { generation } : {}) });
       return r.affectedRows ?? 0;
     });
     if (copied !== null) return { rows: [{ copied } as R] };
-    const result = await this.pglite.query<R>(compiled.sql, [...compiled.parameters]);
+    const result = await this.session.query<R>(compiled.sql, [...compiled.parameters], generation !== undefined ? { generation } : {});
     return {
       rows: result.rows,
       ...(result.affectedRows !== undefined ? { numAffectedRows: BigInt(result.affectedRows) } : {}),
