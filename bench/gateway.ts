@@ -152,7 +152,7 @@ process.stdout.write(
     [
       `database ${database.kind}; ${CONNECTIONS} connections × ${SECONDS} s per run; load from autocannon processes on 127.0.0.1; results in ${path.relative(root, file)}`,
       ...(database.kind === 'pglite'
-        ? ['PGlite runs queries synchronously, so requests are served one at a time and overload queues in the sockets, not in admission:', 'set BENCH_DATABASE_URL to a PostgreSQL database to see priority admission at work.']
+        ? ['PGlite is one database session (in its own process), so requests that query it are served one at a time and overload queues there:', 'set BENCH_DATABASE_URL to a PostgreSQL database to see priority admission at work.']
         : []),
     ],
   ),

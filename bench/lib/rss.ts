@@ -5,8 +5,7 @@ export const MIB = 1024 * 1024;
 
 /**
  * Samples the process's resident set size every `intervalMs` while a phase runs. Sampling runs on
- * the event loop, so a long synchronous stretch (PGlite executes a query synchronously in WASM)
- * can hide a short spike between two samples; on Linux the kernel's own high-water mark
+ * the event loop, so a long synchronous stretch can hide a short spike between two samples; on Linux the kernel's own high-water mark
  * (VmHWM, reset through /proc/self/clear_refs) is read as well and catches those.
  */
 export interface MemoryPeaks {
@@ -17,7 +16,7 @@ export interface MemoryPeaks {
   samples: number;
   /**
    * Where memory lives, to tell this process's JavaScript from what else is resident. `external`
-   * includes WebAssembly memory (PGlite's whole Postgres heap) as well as Buffers (`arrayBuffers`).
+   * includes WebAssembly memory as well as Buffers (`arrayBuffers`).
    */
   before: { heapUsed: number; arrayBuffers: number; external: number };
   peak: { heapUsed: number; arrayBuffers: number; external: number };
@@ -26,6 +25,11 @@ export interface MemoryPeaks {
    * shows as a second half clearly above the first; a bounded pipeline shows two similar figures.
    */
   halves: { rss: [number, number]; heapUsed: [number, number] };
+  /**
+   * The database's own process (embedded PGlite, decision 0029), when one was given: its RSS peak
+   * over the phase (samples and, on Linux, its kernel high-water mark), or null.
+   */
+  databaseProcessPeakBytes: number | null;
 }
 
 export class RssSampler {
@@ -38,13 +42,21 @@ export class RssSampler {
   #peakParts = { heapUsed: 0, arrayBuffers: 0, external: 0 };
   #trace: Array<{ t: number; rss: number; heapUsed: number }> = [];
 
-  constructor(intervalMs = 50) {
+  readonly #databasePid: () => number | undefined;
+  #dbPeak: number | null = null;
+  #dbHwmPid: number | undefined;
+
+  constructor(intervalMs = 50, databasePid: () => number | undefined = () => undefined) {
     this.#intervalMs = intervalMs;
+    this.#databasePid = databasePid;
   }
 
   start(): void {
     if (this.#timer) throw new Error('RssSampler already started');
     this.#hwmReset = resetHighWaterMark();
+    this.#dbPeak = null;
+    this.#dbHwmPid = this.#databasePid();
+    if (this.#dbHwmPid !== undefined && !resetHighWaterMark(this.#dbHwmPid)) this.#dbHwmPid = undefined;
     const m = process.memoryUsage();
     this.#peak = m.rss;
     this.#before = { heapUsed: m.heapUsed, arrayBuffers: m.arrayBuffers, external: m.external };
@@ -55,6 +67,9 @@ export class RssSampler {
   }
 
   #sample(): void {
+    const pid = this.#databasePid();
+    const dbRss = pid === undefined ? null : readStatus(pid, 'VmRSS');
+    if (dbRss !== null) this.#dbPeak = Math.max(this.#dbPeak ?? 0, dbRss);
     const m = process.memoryUsage();
     if (m.rss > this.#peak) this.#peak = m.rss;
     if (m.heapUsed > this.#peakParts.heapUsed) this.#peakParts.heapUsed = m.heapUsed;
@@ -77,23 +92,29 @@ export class RssSampler {
       halves.heapUsed[h] = Math.max(halves.heapUsed[h], x.heapUsed);
     }
     this.#trace = [];
-    return { halves, peakBytes: this.#peak, hwmBytes: this.#hwmReset ? readHighWaterMark() : null, samples: this.#samples, before: this.#before, peak: this.#peakParts };
+    const dbHwm = this.#dbHwmPid !== undefined && this.#dbHwmPid === this.#databasePid() ? readStatus(this.#dbHwmPid, 'VmHWM') : null;
+    const databaseProcessPeakBytes = this.#dbPeak === null && dbHwm === null ? null : Math.max(this.#dbPeak ?? 0, dbHwm ?? 0);
+    return { databaseProcessPeakBytes, halves, peakBytes: this.#peak, hwmBytes: this.#hwmReset ? readHighWaterMark() : null, samples: this.#samples, before: this.#before, peak: this.#peakParts };
   }
 }
 
 /** Linux: writing 5 to clear_refs resets VmHWM to the current RSS. */
-function resetHighWaterMark(): boolean {
+function resetHighWaterMark(pid: number | 'self' = 'self'): boolean {
   try {
-    fs.writeFileSync('/proc/self/clear_refs', '5');
-    return readHighWaterMark() !== null;
+    fs.writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    return readStatus(pid, 'VmHWM') !== null;
   } catch {
     return false;
   }
 }
 
 function readHighWaterMark(): number | null {
+  return readStatus('self', 'VmHWM');
+}
+
+function readStatus(pid: number | 'self', field: 'VmHWM' | 'VmRSS'): number | null {
   try {
-    const m = /^VmHWM:\s+(\d+)\s+kB$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+    const m = new RegExp(`^${field}:\\s+(\\d+)\\s+kB$`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m?.[1] ? Number(m[1]) * 1024 : null;
   } catch {
     return null;
@@ -126,4 +147,22 @@ export async function collectGarbage(): Promise<boolean> {
   await new Promise((resolve) => setImmediate(resolve));
   gcFn();
   return true;
+}
+
+/**
+ * CPU seconds (user + system) a process has used so far, from /proc/PID/stat; null where that
+ * cannot be read. For the embedded database's own process, whose CPU process.cpuUsage() no
+ * longer includes (decision 0029).
+ */
+export function processCpuSeconds(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime are fields 14 and 15, counted from the state (field 3) here; in clock ticks,
+    // which are 100 per second on Linux.
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return null;
+  }
 }
