@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
-import { lockDataDir, STALE_AFTER_MS } from '../../src/core/db/data-dir-lock.js';
+import { acquireDataDirLock, lockDataDir, STALE_AFTER_MS } from '../../src/core/db/data-dir-lock.js';
 import { openDatabase } from '../../src/core/db/database.js';
 import { HokanError } from '../../src/core/errors.js';
 
@@ -61,6 +61,19 @@ describe('the embedded database opens in one process at a time', () => {
     await takesOver(dir);
   });
 
+  it('a gone holder whose database process still runs is waited for, not taken over; a gone helper does not hold it', async () => {
+    const gone = Number(spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString());
+    const dir = path.join(base, 'helper');
+    // The helper is a process that runs (this one), as an orphaned database process still closing would.
+    writeLock(dir, { pid: gone, helpers: [{ pid: process.pid, startTicks: null }] });
+    expect(() => lockDataDir(dir)).toThrow(HokanError);
+    const waited = Date.now();
+    await expect(acquireDataDirLock(dir, { waitMs: 300 })).rejects.toThrow(HokanError);
+    expect(Date.now() - waited).toBeGreaterThanOrEqual(300);
+    writeLock(dir, { pid: gone, helpers: [{ pid: gone, startTicks: null }] });
+    await takesOver(dir);
+  });
+
   it('a lock with this very pid from an earlier process (a container restarted as pid 1) is taken over', async () => {
     const dir = path.join(base, 'same-pid');
     writeLock(dir, { pid: process.pid, startTicks: '1' });
@@ -80,7 +93,7 @@ describe('the embedded database opens in one process at a time', () => {
     await takesOver(dir);
   });
 
-  it('the heartbeat goes on while the main thread is blocked (PGlite runs each statement synchronously there)', async () => {
+  it('the heartbeat goes on while the main thread is blocked (a long synchronous stretch)', async () => {
     const dir = path.join(base, 'blocked');
     fs.mkdirSync(dir, { recursive: true });
     const lock = lockDataDir(dir, { heartbeatMs: 50 });

@@ -60,6 +60,12 @@ async function run(message) {
     send({ t: 'result', id: message.id, rows: r.rows, affectedRows: r.affectedRows });
   } catch (err) {
     send({ t: 'error', id: message.id, error: errorData(err) });
+    // A trap of the WebAssembly PostgreSQL (an abort, its heap exhausted) leaves it unusable: end
+    // here, and the parent starts a new one, which recovers from the WAL (decision 0029).
+    if (err instanceof WebAssembly.RuntimeError) {
+      process.stderr.write(`embedded PostgreSQL failed: ${err.message}\n`);
+      process.exit(70);
+    }
   }
 }
 
