@@ -15,7 +15,6 @@ import { createDecryptStream } from './crypto/index.js';
 import { customerDataKey } from './keys.js';
 import type { BackupSettings } from './settings.js';
 import { RecordsPartReader } from './records-part.js';
-import { applyMergedRecords, restoreRecordsByMerge } from './restore-merge.js';
 import { CURRENT_FORMAT } from './manifest.js';
 import { HashingStream } from './streams.js';
 import { readManifest, targetStore, type TargetName } from './verify.js';
@@ -164,82 +163,59 @@ export async function restoreCustomer(
     let restoredRecords = 0;
     let replacedBlobs: string[] = [];
     await db.transaction().execute(async (trx) => {
-      // Only what differs reaches data_records: rows identical to the live ones stay, so a restore
-      // after a bad day rewrites the damage, not the whole customer, and index maintenance is paid
-      // only for what changes (decision 0025). The embedded database finds the difference by a merge
-      // in this process (decision 0030); otherwise, and for a backup not in key order, the backup's
-      // rows go into a scratch table (no indexes, so COPY runs at full speed) and are compared there.
+      // The backup's rows go into a scratch table first (no indexes, so COPY runs at full speed),
+      // and from there only what differs reaches data_records: rows identical to the live ones
+      // stay, so a restore after a bad day rewrites the damage, not the whole customer, and
+      // index maintenance is paid only for what changes (decision 0025).
       // The joins below hash a whole customer's keys: at the default 4 MB they spill to disk in
       // batches (decision 0026). Local to this transaction; a literal of two choices, so no input.
       await sql.raw(`set local work_mem = '${settings.restoreWorkMem}'`).execute(trx);
-      let loaded: number | null = null;
-      const reportLines = (lines: number) => progress({ phase: 'records', done: Math.min(lines, manifest.records.count), total: manifest.records.count });
+      await sql`create temporary table restore_records (collection text not null, id text not null, version integer not null, data text not null, created_at timestamptz not null, updated_at timestamptz not null, data_digest uuid) on commit drop`.execute(trx);
+      const records = await RecordsPartReader.open(store, key, customerId, row.id, manifest);
+      let loaded: number;
+      try {
+        let reported = 0;
+        loaded = await copyFrom(
+          trx,
+          `copy restore_records (${records.copyColumns}) from stdin`,
+          untilAborted(
+            records.copyChunks((lines) => {
+              if (lines - reported < PROGRESS_EVERY) return;
+              reported = lines;
+              progress({ phase: 'records', done: Math.min(lines, manifest.records.count), total: manifest.records.count });
+            }),
+            stopIfAborted,
+          ),
+        );
+      } finally {
+        records.close();
+      }
+      const read = await records.finish();
       // Only a stream authenticated to its final chunk, matching the manifest, may commit.
-      const checkRead = async (records: RecordsPartReader, count: number) => {
-        const read = await records.finish();
-        if (read.sha256 !== manifest.records.plainSha256 || count !== manifest.records.count || read.lines !== manifest.records.count) {
-          throw new Error(`restored records do not match the manifest (${count} of ${manifest.records.count})`);
-        }
-        progress({ phase: 'records', done: count, total: manifest.records.count });
-      };
-      if (settings.restoreCompare === 'merge' && manifest.format === CURRENT_FORMAT) {
-        const records = await RecordsPartReader.open(store, key, customerId, row.id, manifest);
-        try {
-          const merged = await restoreRecordsByMerge(trx, customerId, untilAborted(records.copyChunks(), stopIfAborted), { onLines: reportLines, stopIfAborted });
-          if (merged.merged) {
-            await checkRead(records, merged.lines);
-            startStaging();
-            await applyMergedRecords(trx, customerId);
-            loaded = merged.lines;
-          }
-        } finally {
-          records.close();
-        }
+      if (read.sha256 !== manifest.records.plainSha256 || loaded !== manifest.records.count || read.lines !== manifest.records.count) {
+        throw new Error(`restored records do not match the manifest (${loaded} of ${manifest.records.count})`);
       }
-      if (loaded === null) {
-        await sql`create temporary table restore_records (collection text not null, id text not null, version integer not null, data text not null, created_at timestamptz not null, updated_at timestamptz not null, data_digest uuid) on commit drop`.execute(trx);
-        const records = await RecordsPartReader.open(store, key, customerId, row.id, manifest);
-        let copied: number;
-        try {
-          let reported = 0;
-          copied = await copyFrom(
-            trx,
-            `copy restore_records (${records.copyColumns}) from stdin`,
-            untilAborted(
-              records.copyChunks((lines) => {
-                if (lines - reported < PROGRESS_EVERY) return;
-                reported = lines;
-                reportLines(lines);
-              }),
-              stopIfAborted,
-            ),
-          );
-        } finally {
-          records.close();
-        }
-        await checkRead(records, copied);
-        // Formats 1 and 2 carried no digest; it is computed here from the JSON as the database writes it.
-        if (manifest.format !== CURRENT_FORMAT) await sql`update restore_records set data_digest = md5(data::jsonb::text)::uuid`.execute(trx);
-        startStaging();
-        // The scratch table has no statistics, and gathering them cost 0.15 s of 100,000 rows; without
-        // them the planner could pick a nested loop over it (measured 2.8 s instead of 0.7 s). A hash
-        // join is right for these joins at any size, so it is the only one allowed, for these two
-        // statements only.
-        await sql`set local enable_nestloop = off`.execute(trx);
-        await sql`set local enable_mergejoin = off`.execute(trx);
-        // Same key, version, times and JSON text, the text by its digest (the live row's is kept by
-        // the database, the backup's was written beside its text): comparing the text itself meant
-        // writing every live row out as JSON (measured on 100,000 rows: 0.6 s → 0.25 s).
-        await sql`delete from data_records d where d.customer_id = ${customerId} and not exists (
-            select 1 from restore_records r where r.collection = d.collection and r.id = d.id and r.version = d.version
-              and r.created_at = d.created_at and r.updated_at = d.updated_at and r.data_digest = d.data_digest)`.execute(trx);
-        await sql`insert into data_records (customer_id, collection, id, version, data, created_at, updated_at)
-            select ${customerId}::uuid, r.collection, r.id, r.version, r.data::jsonb, r.created_at, r.updated_at from restore_records r
-            where not exists (select 1 from data_records d where d.customer_id = ${customerId} and d.collection = r.collection and d.id = r.id)`.execute(trx);
-        await sql`set local enable_nestloop to default`.execute(trx);
-        await sql`set local enable_mergejoin to default`.execute(trx);
-        loaded = copied;
-      }
+      progress({ phase: 'records', done: loaded, total: manifest.records.count });
+      // Formats 1 and 2 carried no digest; it is computed here from the JSON as the database writes it.
+      if (manifest.format !== CURRENT_FORMAT) await sql`update restore_records set data_digest = md5(data::jsonb::text)::uuid`.execute(trx);
+      startStaging();
+      // The scratch table has no statistics, and gathering them cost 0.15 s of 100,000 rows; without
+      // them the planner could pick a nested loop over it (measured 2.8 s instead of 0.7 s). A hash
+      // join is right for these joins at any size, so it is the only one allowed, for these two
+      // statements only.
+      await sql`set local enable_nestloop = off`.execute(trx);
+      await sql`set local enable_mergejoin = off`.execute(trx);
+      // Same key, version, times and JSON text, the text by its digest (the live row's is kept by
+      // the database, the backup's was written beside its text): comparing the text itself meant
+      // writing every live row out as JSON (measured on 100,000 rows: 0.6 s → 0.25 s).
+      await sql`delete from data_records d where d.customer_id = ${customerId} and not exists (
+          select 1 from restore_records r where r.collection = d.collection and r.id = d.id and r.version = d.version
+            and r.created_at = d.created_at and r.updated_at = d.updated_at and r.data_digest = d.data_digest)`.execute(trx);
+      await sql`insert into data_records (customer_id, collection, id, version, data, created_at, updated_at)
+          select ${customerId}::uuid, r.collection, r.id, r.version, r.data::jsonb, r.created_at, r.updated_at from restore_records r
+          where not exists (select 1 from data_records d where d.customer_id = ${customerId} and d.collection = r.collection and d.id = r.id)`.execute(trx);
+      await sql`set local enable_nestloop to default`.execute(trx);
+      await sql`set local enable_mergejoin to default`.execute(trx);
       restoredRecords = loaded;
       const stagingError = await staging;
       if (stagingError) throw stagingError;

@@ -20,14 +20,6 @@ export interface BackupSettings {
    * customers' joins spill to disk instead of growing the process (decisions 0026, 0028).
    */
   restoreWorkMem: '64MB' | '16MB';
-  /**
-   * How a restore finds the records that differ. 'merge' (the embedded database): in this process,
-   * by one ordered pass over the backup and the live rows, so the WebAssembly PostgreSQL loads and
-   * writes only what differs; safe because the restore's transaction is its only session
-   * (decision 0030). 'database' (a PostgreSQL server, where other sessions write meanwhile): the
-   * whole backup is loaded into a scratch table and compared there (decision 0026).
-   */
-  restoreCompare: 'merge' | 'database';
   dailyAtJstHour: number;
   offsiteCycleDays: number;
   retainDaily: number;
@@ -120,7 +112,6 @@ export async function loadBackupSettings(
     masterKeyFingerprint: keyFingerprint(masterKey),
     masterKeySource,
     restoreWorkMem: live.embedded ? '16MB' : '64MB',
-    restoreCompare: live.embedded ? 'merge' : 'database',
     dailyAtJstHour: e.HOKAN_BACKUP_HOUR_JST,
     offsiteCycleDays: e.HOKAN_OFFSITE_CYCLE_DAYS,
     retainDaily: e.HOKAN_BACKUP_RETAIN_DAILY,
