@@ -64,6 +64,26 @@ describe('the embedded database process', () => {
     }
   }, 60_000);
 
+  it('a long statement does not stop this process: timers fire on time while it runs', async () => {
+    const h = await openDatabase({ kind: 'pglite', dataDir: 'memory' });
+    try {
+      const long = sql`select pg_sleep(1.5)`.execute(h.db);
+      const started = performance.now();
+      const late: number[] = [];
+      for (let i = 0; i < 10; i++) {
+        const t = performance.now();
+        await new Promise((r) => setTimeout(r, 50));
+        late.push(performance.now() - t - 50);
+      }
+      await long;
+      // In-process PGlite held the thread for the whole 1.5 s; the first timer would have been that late.
+      expect(Math.max(...late)).toBeLessThan(400);
+      expect(performance.now() - started).toBeGreaterThanOrEqual(1_400);
+    } finally {
+      await h.close();
+    }
+  }, 60_000);
+
   it("reports PostgreSQL's errors with their SQLSTATE, constraint and detail, and the session goes on", async () => {
     const h = await openDatabase({ kind: 'pglite', dataDir: 'memory' });
     try {
