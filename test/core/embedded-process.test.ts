@@ -7,7 +7,7 @@ import { sql } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
 import { copyFrom } from '../../src/core/db/copy.js';
 import { lockDataDir } from '../../src/core/db/data-dir-lock.js';
-import { openDatabase, type DatabaseHandle } from '../../src/core/db/database.js';
+import { migrate, openDatabase, type DatabaseHandle } from '../../src/core/db/database.js';
 import { HokanError } from '../../src/core/errors.js';
 
 /* The embedded database runs in a process of its own and is reached over IPC (decision 0029). */
@@ -81,6 +81,33 @@ describe('the embedded database process', () => {
       expect(performance.now() - started).toBeGreaterThanOrEqual(1_400);
     } finally {
       await h.close();
+    }
+  }, 60_000);
+
+  it("starts an in-memory database from a saved template: the tests' migrated start is the migrations' result", async () => {
+    const fresh = await openDatabase({ kind: 'pglite', dataDir: 'memory' });
+    const file = path.join(base, 'template.tar.gz');
+    try {
+      await migrate(fresh.db);
+      await fresh.saveEmbeddedTemplate!(file);
+    } finally {
+      await fresh.close();
+    }
+    const schema = (h: DatabaseHandle) =>
+      sql<{ t: string }>`select table_name || '.' || column_name || ':' || data_type as t from information_schema.columns where table_schema = 'public' order by 1`.execute(h.db).then((r) => r.rows.map((x) => x.t));
+    const fromTemplate = await openDatabase({ kind: 'pglite', dataDir: 'memory', template: file });
+    const migratedHere = await openDatabase({ kind: 'pglite', dataDir: 'memory' });
+    try {
+      await migrate(migratedHere.db);
+      const applied = (h: DatabaseHandle) => sql<{ name: string }>`select name from hokan_migrations order by name`.execute(h.db).then((r) => r.rows.map((x) => x.name));
+      expect(await applied(fromTemplate)).toEqual(await applied(migratedHere));
+      expect(await schema(fromTemplate)).toEqual(await schema(migratedHere));
+      // Migrating it again finds nothing to do.
+      await migrate(fromTemplate.db);
+      expect((await sql<{ s: string }>`select current_setting('shared_buffers') as s`.execute(fromTemplate.db)).rows[0]?.s).toBe('32MB');
+    } finally {
+      await fromTemplate.close();
+      await migratedHere.close();
     }
   }, 60_000);
 

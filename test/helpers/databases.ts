@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { inject } from 'vitest';
 import { migrate, openDatabase, type DatabaseHandle } from '../../src/core/db/database.js';
 
 export type DatabaseKind = 'pglite' | 'postgres';
@@ -23,9 +24,9 @@ export interface TestDatabase extends DatabaseHandle {
 /** A fresh, migrated database: in-memory PGlite, or a new database on the PostgreSQL server. */
 export async function openTestDatabase(kind: DatabaseKind, opts: { migrate?: boolean } = {}): Promise<TestDatabase> {
   if (kind === 'pglite') {
-    const h = await openDatabase({ kind: 'pglite', dataDir: 'memory' });
-    if (opts.migrate !== false) await migrate(h.db);
-    return h;
+    // Migrated: from the run's template (global-setup.ts), which is the migrations' own result.
+    if (opts.migrate !== false) return openDatabase({ kind: 'pglite', dataDir: 'memory', template: inject('pgliteTemplate') });
+    return openDatabase({ kind: 'pglite', dataDir: 'memory' });
   }
   const dbUrl = await createPostgresDatabase();
   const h = await openDatabase({ kind: 'postgres', url: dbUrl });

@@ -28,6 +28,8 @@ export interface DatabaseHandle {
   health: ConnectionHealth;
   /** The embedded database's own process, while it runs (PGlite only; for memory measurements). */
   databasePid?(): number | undefined;
+  /** PGlite only: saves the database as a template for `{ dataDir: 'memory', template }` (the tests' migrated start). */
+  saveEmbeddedTemplate?(file: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -83,7 +85,7 @@ export async function initEmbeddedDataDir(dataDir: string, script = PGLITE_INITD
   }
 }
 
-export type DatabaseTarget = { kind: 'postgres'; url: string } | { kind: 'pglite'; dataDir: string | 'memory' };
+export type DatabaseTarget = { kind: 'postgres'; url: string } | { kind: 'pglite'; dataDir: string | 'memory'; template?: string };
 
 export async function openDatabase(target: DatabaseTarget): Promise<DatabaseHandle> {
   if (target.kind === 'postgres') {
@@ -118,6 +120,7 @@ export async function openDatabase(target: DatabaseTarget): Promise<DatabaseHand
       // The real path: PGlite's file system cannot open a data directory through a symlink.
       dataDir: dataDir ? fs.realpathSync(dataDir) : 'memory',
       sharedBuffers: PGLITE_SHARED_BUFFERS,
+      ...(target.dataDir === 'memory' && target.template ? { template: target.template } : {}),
       onStart: (pid) => lock?.addHelper(pid),
       // Started again at the next statement; until then readiness reports the outage.
       onExit: (err) => health.failed(err, 'embedded database process'),
@@ -131,7 +134,7 @@ export async function openDatabase(target: DatabaseTarget): Promise<DatabaseHand
         lock?.release();
       }
     };
-    return { db, kind: 'pglite', location: dataDir ?? '(memory)', health, databasePid: () => running.pid, close };
+    return { db, kind: 'pglite', location: dataDir ?? '(memory)', health, databasePid: () => running.pid, saveEmbeddedTemplate: (file) => running.dumpDataDir(file), close };
   } catch (err) {
     // Closed before the lock is let go: nothing of this opening may still write to the directory.
     await session?.close().catch(() => {});

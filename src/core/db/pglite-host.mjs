@@ -4,13 +4,16 @@
 // backup's decrypting and hashing) for as long as it ran. Plain JavaScript, so it starts without
 // the TypeScript loader.
 //
-// Messages in:  { t: 'query', id, sql, params, copyInput? }  and  { t: 'close' }
+// Messages in:  { t: 'query', id, sql, params, copyInput? }, { t: 'dump', id, file }, { t: 'close' }
 // Messages out: { t: 'ready' } | { t: 'result', id, rows, affectedRows } | { t: 'error', id, error }
+import fs from 'node:fs';
 import { PGlite, types } from '@electric-sql/pglite';
 
-const [dataDir, sharedBuffers] = process.argv.slice(2);
+// TEMPLATE (memory only): a data directory saved by a 'dump' message, loaded instead of running
+// initdb; the tests start each in-memory database from one migrated template.
+const [dataDir, sharedBuffers, template] = process.argv.slice(2);
 if (!dataDir || !sharedBuffers || typeof process.send !== 'function') {
-  process.stderr.write('usage: forked by hokan with an IPC channel: pglite-host.mjs DATA_DIR|memory SHARED_BUFFERS\n');
+  process.stderr.write('usage: forked by hokan with an IPC channel: pglite-host.mjs DATA_DIR|memory SHARED_BUFFERS [TEMPLATE]\n');
   process.exit(2);
 }
 
@@ -36,7 +39,7 @@ function send(message) {
 let db;
 try {
   db = new PGlite({
-    ...(dataDir === 'memory' ? {} : { dataDir }),
+    ...(dataDir === 'memory' ? (template ? { loadDataDir: new Blob([fs.readFileSync(template)]) } : {}) : { dataDir }),
     startParams: [...PGlite.defaultStartParams, '-c', `shared_buffers=${sharedBuffers}`],
     // As in the server with PostgreSQL (database.ts): dates stay 'YYYY-MM-DD', int8 stays a string.
     parsers: { [DATE_OID]: (v) => v, [INT8_OID]: (v) => v },
@@ -69,6 +72,16 @@ async function run(message) {
   }
 }
 
+async function dump(message) {
+  try {
+    const blob = await db.dumpDataDir('gzip');
+    fs.writeFileSync(message.file, Buffer.from(await blob.arrayBuffer()));
+    send({ t: 'result', id: message.id, rows: [] });
+  } catch (err) {
+    send({ t: 'error', id: message.id, error: errorData(err) });
+  }
+}
+
 async function close(exitCode) {
   if (closing) return;
   closing = true;
@@ -85,6 +98,7 @@ async function close(exitCode) {
 process.on('message', (message) => {
   if (closing || !message || typeof message !== 'object') return;
   if (message.t === 'query') chain = chain.then(() => run(message));
+  else if (message.t === 'dump') chain = chain.then(() => dump(message));
   else if (message.t === 'close') void close(0);
 });
 process.on('disconnect', () => void close(0));

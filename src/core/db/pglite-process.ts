@@ -60,6 +60,8 @@ export interface EmbeddedProcessOptions {
   /** A data directory (already created, and locked by the caller), or 'memory'. */
   dataDir: string;
   sharedBuffers: string;
+  /** With 'memory': a data directory saved by dumpDataDir, loaded instead of running initdb. */
+  template?: string;
   /** Told when the process ends without being asked to, and each time it is started (with its pid). */
   onExit?(err: Error): void;
   onStart?(pid: number): void;
@@ -137,6 +139,19 @@ export class EmbeddedProcess implements EmbeddedSession {
     });
   }
 
+  /** Saves the database as a template for later in-memory databases (a gzipped tar of its directory). */
+  async dumpDataDir(file: string): Promise<void> {
+    if (this.#closed) throw processEnded('closed');
+    const child = await this.#ensureStarted();
+    const id = this.#nextId++;
+    await new Promise<EmbeddedResult<unknown>>((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      child.send({ t: 'dump', id, file }, (err) => {
+        if (err && this.#pending.delete(id)) reject(processEnded(err.message));
+      });
+    });
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -161,7 +176,8 @@ export class EmbeddedProcess implements EmbeddedSession {
   #spawn(): Promise<ChildProcess> {
     return new Promise<ChildProcess>((resolve, reject) => {
       // No execArgv: the host is plain JavaScript and needs none of this process's loaders or flags.
-      const child = fork(PGLITE_HOST, [this.opts.dataDir, this.opts.sharedBuffers], {
+      const args = [this.opts.dataDir, this.opts.sharedBuffers, ...(this.opts.template ? [this.opts.template] : [])];
+      const child = fork(PGLITE_HOST, args, {
         execArgv: [],
         serialization: 'advanced',
         stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
