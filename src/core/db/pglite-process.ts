@@ -85,6 +85,8 @@ process.prependListener('exit', () => {
  */
 export class EmbeddedProcess implements EmbeddedSession {
   #child: ChildProcess | null = null;
+  /** The process being started, before it is ready (killed with this process, too). */
+  #spawned: ChildProcess | null = null;
   #starting: Promise<ChildProcess> | null = null;
   #pending = new Map<number, Pending>();
   #nextId = 1;
@@ -108,6 +110,7 @@ export class EmbeddedProcess implements EmbeddedSession {
   /** Ends the database process at once; for this process's own abrupt exit only. */
   kill(): void {
     this.#child?.kill('SIGKILL');
+    this.#spawned?.kill('SIGKILL');
   }
 
   get generation(): number {
@@ -182,6 +185,7 @@ export class EmbeddedProcess implements EmbeddedSession {
         serialization: 'advanced',
         stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
       });
+      this.#spawned = child;
       let stderr = '';
       child.stderr?.setEncoding('utf8').on('data', (s: string) => {
         // Kept for the start-up error; during a run PostgreSQL's messages go to this process's stderr.
@@ -193,6 +197,7 @@ export class EmbeddedProcess implements EmbeddedSession {
       child.on('message', (m: HostMessage) => {
         if (m.t === 'ready') {
           started = true;
+          this.#spawned = null;
           clearTimeout(timer);
           this.#child = child;
           this.#generation++;
@@ -214,6 +219,7 @@ export class EmbeddedProcess implements EmbeddedSession {
       child.on('exit', (code, signal) => {
         clearTimeout(timer);
         const how = signal ? `signal ${signal}` : `exit code ${code}`;
+        if (this.#spawned === child) this.#spawned = null;
         if (!started) {
           reject(new Error(`opening the embedded database failed (${how})${stderr ? `: ${stderr.trim()}` : ''}`));
           return;
