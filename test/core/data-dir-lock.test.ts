@@ -70,6 +70,9 @@ describe('the embedded database opens in one process at a time', () => {
     const waited = Date.now();
     await expect(acquireDataDirLock(dir, { waitMs: 300 })).rejects.toThrow(HokanError);
     expect(Date.now() - waited).toBeGreaterThanOrEqual(300);
+    // However long its heartbeat has stopped: a gone holder's database process may be in a long statement.
+    writeLock(dir, { pid: gone, helpers: [{ pid: process.pid, startTicks: null }] }, STALE_AFTER_MS + 5_000);
+    expect(() => lockDataDir(dir)).toThrow(HokanError);
     writeLock(dir, { pid: gone, helpers: [{ pid: gone, startTicks: null }] });
     await takesOver(dir);
   });

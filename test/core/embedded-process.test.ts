@@ -162,6 +162,15 @@ describe('the embedded database process', () => {
     }
   }, 120_000);
 
+  it('opened and closed without a statement: the database process has ended before the lock is let go', async () => {
+    const dir = path.join(base, 'unused');
+    const h = await openDatabase({ kind: 'pglite', dataDir: dir });
+    const pid = databasePid(h);
+    await h.close();
+    expect(running(pid)).toBe(false);
+    expect(fs.existsSync(path.join(dir, 'hokan.lock'))).toBe(false);
+  }, 60_000);
+
   it('ended under a transaction: the transaction fails and never commits; the next statement starts it again, committed data kept', async () => {
     const dir = path.join(base, 'crash');
     const h = await openDatabase({ kind: 'pglite', dataDir: dir });

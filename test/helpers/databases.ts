@@ -25,7 +25,11 @@ export interface TestDatabase extends DatabaseHandle {
 export async function openTestDatabase(kind: DatabaseKind, opts: { migrate?: boolean } = {}): Promise<TestDatabase> {
   if (kind === 'pglite') {
     // Migrated: from the run's template (global-setup.ts), which is the migrations' own result.
-    if (opts.migrate !== false) return openDatabase({ kind: 'pglite', dataDir: 'memory', template: inject('pgliteTemplate') });
+    if (opts.migrate !== false) {
+      const template = inject('pgliteTemplate');
+      if (!template) throw new Error('no PGlite template: vitest.config.ts must run test/helpers/global-setup.ts');
+      return openDatabase({ kind: 'pglite', dataDir: 'memory', template });
+    }
     return openDatabase({ kind: 'pglite', dataDir: 'memory' });
   }
   const dbUrl = await createPostgresDatabase();

@@ -179,17 +179,23 @@ function lockState(lockPath: string, holder: LockRecord | null): 'held' | 'helpe
   } catch {
     return 'stale';
   }
-  if (ageMs > STALE_AFTER_MS) return 'stale';
-  if (!holder) return 'held';
   // Only on this machine and boot do the holder's pid and start time mean something here.
-  if (holder.host !== os.hostname() || holder.bootId === null || holder.bootId !== bootId()) return 'held';
-  const alive = (pid: number, ticksThen: string | null) => {
-    if (!pidRunning(pid)) return false;
-    const ticks = startTicks(pid);
-    return ticksThen === null || ticks === null || ticks === ticksThen;
-  };
-  if (alive(holder.pid, holder.startTicks)) return 'held';
-  return (holder.helpers ?? []).some((h) => typeof h?.pid === 'number' && alive(h.pid, h.startTicks ?? null)) ? 'helpers' : 'stale';
+  const local = holder !== null && holder.host === os.hostname() && holder.bootId !== null && holder.bootId === bootId();
+  if (local) {
+    const alive = (pid: number, ticksThen: string | null) => {
+      if (!pidRunning(pid)) return false;
+      const ticks = startTicks(pid);
+      return ticksThen === null || ticks === null || ticks === ticksThen;
+    };
+    // A helper that runs holds the directory whatever the lock's age: a gone holder's heartbeat
+    // has stopped, while its database process may still be in a long statement or its close.
+    if ((holder.helpers ?? []).some((h) => typeof h?.pid === 'number' && alive(h.pid, h.startTicks ?? null))) {
+      return alive(holder.pid, holder.startTicks) ? 'held' : 'helpers';
+    }
+    if (ageMs > STALE_AFTER_MS) return 'stale';
+    return alive(holder.pid, holder.startTicks) ? 'held' : 'stale';
+  }
+  return ageMs > STALE_AFTER_MS ? 'stale' : 'held';
 }
 
 /** Moves the stale lock aside and checks it was the one judged stale; another taker's is put back. */

@@ -131,6 +131,9 @@ export async function openDatabase(target: DatabaseTarget): Promise<DatabaseHand
       try {
         await db.destroy();
       } finally {
+        // Kysely skips its driver's destroy when no query ever ran: the process is closed here in
+        // any case, and before the lock is let go.
+        await running.close();
         lock?.release();
       }
     };

@@ -74,8 +74,9 @@ class PGliteDriver implements Driver {
     try {
       await connection.executeQuery(CompiledQuery.raw('rollback'));
     } catch (err) {
-      // A transaction whose database process has ended is gone already: nothing to roll back.
-      if (this.#connection.inTransactionOf === this.session.generation) throw err;
+      // A transaction whose database process has ended is gone already: nothing to roll back, and
+      // the caller's own error (not this one) is the one to report.
+      if ((err as { code?: unknown }).code !== '08006') throw err;
     } finally {
       this.#connection.inTransactionOf = undefined;
     }

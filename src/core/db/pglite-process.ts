@@ -62,7 +62,7 @@ export interface EmbeddedProcessOptions {
   sharedBuffers: string;
   /** With 'memory': a data directory saved by dumpDataDir, loaded instead of running initdb. */
   template?: string;
-  /** Told when the process ends without being asked to, and each time it is started (with its pid). */
+  /** Told when the process ends without being asked to, and each time one is started (its pid, at once). */
   onExit?(err: Error): void;
   onStart?(pid: number): void;
 }
@@ -131,41 +131,49 @@ export class EmbeddedProcess implements EmbeddedSession {
     if (opts.generation !== undefined && (opts.generation !== this.#generation || !this.#child)) {
       throw processEnded('during this transaction, which did not commit');
     }
+    const r = await this.#request({ t: 'query', sql, params, ...(opts.copyInput ? { copyInput: opts.copyInput } : {}) });
+    return r as EmbeddedResult<R>;
+  }
+
+  async #request(message: Record<string, unknown>): Promise<EmbeddedResult<unknown>> {
     const child = await this.#ensureStarted();
     const id = this.#nextId++;
-    return new Promise<EmbeddedResult<R>>((resolve, reject) => {
-      this.#pending.set(id, { resolve: resolve as Pending['resolve'], reject });
-      // A Buffer crosses the channel as a Uint8Array, which PGlite takes as bytea: the same value.
-      child.send({ t: 'query', id, sql, params, ...(opts.copyInput ? { copyInput: opts.copyInput } : {}) }, (err) => {
-        if (err && this.#pending.delete(id)) reject(processEnded(err.message));
-      });
+    return new Promise<EmbeddedResult<unknown>>((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      const failed = (err: Error) => {
+        if (this.#pending.delete(id)) reject(err);
+      };
+      try {
+        // A Buffer crosses the channel as a Buffer (advanced serialization), which PGlite takes as bytea.
+        child.send({ ...message, id }, (err) => {
+          if (err) failed(processEnded(err.message));
+        });
+      } catch (err) {
+        // A value that cannot be cloned (a function, a symbol) is refused here, before anything is sent.
+        failed(err instanceof Error ? err : new Error(String(err)));
+      }
     });
   }
 
   /** Saves the database as a template for later in-memory databases (a gzipped tar of its directory). */
   async dumpDataDir(file: string): Promise<void> {
     if (this.#closed) throw processEnded('closed');
-    const child = await this.#ensureStarted();
-    const id = this.#nextId++;
-    await new Promise<EmbeddedResult<unknown>>((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
-      child.send({ t: 'dump', id, file }, (err) => {
-        if (err && this.#pending.delete(id)) reject(processEnded(err.message));
-      });
-    });
+    await this.#request({ t: 'dump', file });
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    running.delete(this);
     const child = this.#starting ? await this.#starting.catch(() => null) : this.#child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    // The host answers what it was sent first, then closes PostgreSQL (a checkpoint) and exits.
-    if (child.connected) child.send({ t: 'close' });
-    else child.kill('SIGTERM');
-    await exited;
+    if (child && child.exitCode === null && child.signalCode === null) {
+      const ended = new Promise<void>((resolve) => child.once('close', () => resolve()));
+      // The host answers what it was sent first, then closes PostgreSQL (a checkpoint) and exits.
+      if (child.connected) child.send({ t: 'close' });
+      else child.kill('SIGTERM');
+      await ended;
+    }
+    // Only now: until it has ended, an abrupt exit of this process must still take it along.
+    running.delete(this);
   }
 
   #ensureStarted(): Promise<ChildProcess> {
@@ -186,6 +194,14 @@ export class EmbeddedProcess implements EmbeddedSession {
         stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
       });
       this.#spawned = child;
+      // Named in the lock at once, not when ready: opening (and crash recovery) writes the directory too.
+      if (child.pid !== undefined) {
+        try {
+          this.opts.onStart?.(child.pid);
+        } catch (err) {
+          process.stderr.write(`hokan: could not name the embedded database process in the lock: ${err instanceof Error ? err.message : String(err)}\n`);
+        }
+      }
       let stderr = '';
       child.stderr?.setEncoding('utf8').on('data', (s: string) => {
         // Kept for the start-up error; during a run PostgreSQL's messages go to this process's stderr.
@@ -194,6 +210,7 @@ export class EmbeddedProcess implements EmbeddedSession {
       });
       const timer = setTimeout(() => child.kill('SIGKILL'), START_TIMEOUT_MS);
       let started = false;
+      let failure: string | null = null;
       child.on('message', (m: HostMessage) => {
         if (m.t === 'ready') {
           started = true;
@@ -201,10 +218,10 @@ export class EmbeddedProcess implements EmbeddedSession {
           clearTimeout(timer);
           this.#child = child;
           this.#generation++;
-          if (child.pid !== undefined) this.opts.onStart?.(child.pid);
           resolve(child);
         } else if (m.t === 'failed') {
-          reject(new Error(`opening the embedded database failed: ${m.error.message}`));
+          // Reported once the process has ended, so nothing of it still holds the directory.
+          failure = m.error.message;
         } else {
           const p = this.#pending.get(m.id);
           if (!p) return;
@@ -216,12 +233,15 @@ export class EmbeddedProcess implements EmbeddedSession {
       child.on('error', (err) => {
         if (!started) reject(err);
       });
-      child.on('exit', (code, signal) => {
+      // 'close', not 'exit': it comes after the IPC channel has delivered the last answers, so a
+      // statement answered just before the end is not reported as failed.
+      child.on('close', (code, signal) => {
         clearTimeout(timer);
         const how = signal ? `signal ${signal}` : `exit code ${code}`;
         if (this.#spawned === child) this.#spawned = null;
         if (!started) {
-          reject(new Error(`opening the embedded database failed (${how})${stderr ? `: ${stderr.trim()}` : ''}`));
+          const detail = failure ?? stderr.trim();
+          reject(new Error(`opening the embedded database failed (${how})${detail ? `: ${detail}` : ''}`));
           return;
         }
         if (this.#child === child) this.#child = null;
