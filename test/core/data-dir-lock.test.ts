@@ -67,6 +67,7 @@ describe('the embedded database opens in one process at a time', () => {
     // The helper is a process that runs (this one), as an orphaned database process still closing would.
     writeLock(dir, { pid: gone, helpers: [{ pid: process.pid, startTicks: null }] });
     expect(() => lockDataDir(dir)).toThrow(HokanError);
+    expect(() => lockDataDir(dir)).toThrow(`its database process (${process.pid}) is still closing`);
     const waited = Date.now();
     await expect(acquireDataDirLock(dir, { waitMs: 300 })).rejects.toThrow(HokanError);
     expect(Date.now() - waited).toBeGreaterThanOrEqual(300);

@@ -103,7 +103,8 @@ function tryLock(dataDir: string, opts: { heartbeatMs?: number }): DataDirLock |
     const holder = readLock(lockPath);
     if (holder === undefined) continue; // removed meanwhile: try again
     const state = lockState(lockPath, holder);
-    if (state !== 'stale') return { error: inUse(dataDir, lockPath, holder), helpersOnly: state === 'helpers' };
+    if (state === 'helpers') return { error: stillClosing(dataDir, lockPath, holder), helpersOnly: true };
+    if (state !== 'stale') return { error: inUse(dataDir, lockPath, holder), helpersOnly: false };
     takeOver(lockPath, holder);
   }
   return { error: inUse(dataDir, lockPath, readLock(lockPath) ?? null), helpersOnly: false };
@@ -250,6 +251,15 @@ function startTicks(pid: number): string | null {
   } catch {
     return null;
   }
+}
+
+/** The holder is gone, but its database process has not finished closing the directory. */
+function stillClosing(dataDir: string, lockPath: string, holder: LockRecord | null): HokanError {
+  const pids = (holder?.helpers ?? []).map((h) => h.pid).join(', ');
+  return new HokanError('conflict', {
+    ja: `組み込みデータベース ${dataDir} を使っていたプロセス ${holder?.pid ?? ''} は終了しましたが、そのデータベースプロセス（${pids}）がまだ終了処理中です。終了してから、もう一度実行してください（ロック ${lockPath}）。`,
+    en: `the process ${holder?.pid ?? ''} that held the embedded database ${dataDir} has ended, but its database process (${pids}) is still closing the directory. Run this again once it has exited (lock ${lockPath}).`,
+  });
 }
 
 function inUse(dataDir: string, lockPath: string, holder: LockRecord | null): HokanError {
