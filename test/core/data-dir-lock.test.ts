@@ -76,6 +76,11 @@ describe('the embedded database opens in one process at a time', () => {
     expect(() => lockDataDir(dir)).toThrow(HokanError);
     writeLock(dir, { pid: gone, helpers: [{ pid: gone, startTicks: null }] });
     await takesOver(dir);
+    // A hand-edited helpers entry names no process: the gone holder's lock is taken over, not a crash.
+    writeLock(dir, { pid: gone, helpers: 'the server' });
+    await takesOver(dir);
+    writeLock(dir, { pid: gone, helpers: [{ pid: 'x' }, null, 7] });
+    await takesOver(dir);
   });
 
   it('a lock with this very pid from an earlier process (a container restarted as pid 1) is taken over', async () => {

@@ -164,8 +164,16 @@ function readLock(lockPath: string): LockRecord | null | undefined {
     return undefined;
   }
   try {
-    const parsed = JSON.parse(raw) as Partial<LockRecord>;
-    return typeof parsed.pid === 'number' && typeof parsed.host === 'string' && typeof parsed.nonce === 'string' ? (parsed as LockRecord) : null;
+    const parsed = JSON.parse(raw) as Partial<LockRecord> & { helpers?: unknown };
+    if (typeof parsed.pid !== 'number' || typeof parsed.host !== 'string' || typeof parsed.nonce !== 'string') return null;
+    // Helpers as written by addHelper; anything else in that place (a hand edit) names no process.
+    const helpers = Array.isArray(parsed.helpers)
+      ? parsed.helpers.flatMap((h: unknown) => {
+          const x = h as Partial<HelperRecord> | null;
+          return typeof x?.pid === 'number' && Number.isInteger(x.pid) && x.pid > 0 ? [{ pid: x.pid, startTicks: typeof x.startTicks === 'string' ? x.startTicks : null }] : [];
+        })
+      : [];
+    return { ...(parsed as LockRecord), helpers };
   } catch {
     return null;
   }
@@ -190,7 +198,7 @@ function lockState(lockPath: string, holder: LockRecord | null): 'held' | 'helpe
     };
     // A helper that runs holds the directory whatever the lock's age: a gone holder's heartbeat
     // has stopped, while its database process may still be in a long statement or its close.
-    if ((holder.helpers ?? []).some((h) => typeof h?.pid === 'number' && alive(h.pid, h.startTicks ?? null))) {
+    if ((holder.helpers ?? []).some((h) => alive(h.pid, h.startTicks))) {
       return alive(holder.pid, holder.startTicks) ? 'held' : 'helpers';
     }
     if (ageMs > STALE_AFTER_MS) return 'stale';

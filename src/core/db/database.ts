@@ -42,8 +42,9 @@ pg.types.setTypeParser(INT8_OID, (v: string) => v);
 
 /**
  * The embedded database's shared buffers. PostgreSQL's 128 MB default is a server's, and in PGlite
- * it is the memory of the process running it, touched at start-up: 32 MB keeps an embedded instance about
- * 100 MB smaller, and pages beyond it come from the operating system's file cache (decision 0028).
+ * it is the memory of the process running it, touched at start-up: 32 MB keeps an embedded
+ * instance about 100 MB smaller, and pages beyond it come from the operating system's file cache
+ * (decision 0028).
  */
 export const PGLITE_SHARED_BUFFERS = '32MB';
 

@@ -18,9 +18,10 @@ import { Mutex } from './mutex.js';
 import type { EmbeddedSession } from './pglite-process.js';
 
 /**
- * PGlite (in its own process, decision 0029) is one database session. Kysely acquires a connection for each query and holds it for
- * the whole of a transaction, so a lock around acquire/release keeps every other query out of
- * an open transaction (otherwise an unrelated insert could join it and vanish on its rollback).
+ * PGlite (in its own process, decision 0029) is one database session. Kysely acquires a
+ * connection for each query and holds it for the whole of a transaction, so a lock around
+ * acquire/release keeps every other query out of an open transaction (otherwise an unrelated
+ * insert could join it and vanish on its rollback).
  */
 export class PGliteDialect implements Dialect {
   constructor(private readonly session: EmbeddedSession) {}
