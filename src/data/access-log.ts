@@ -38,9 +38,19 @@ function hashOf(e: Omit<DataAccessEntry, 'seq' | 'hash'>): string {
   return linkHash({ ...e });
 }
 
+/**
+ * Holds the customer's data lock until the transaction ends. Every change to a customer's records
+ * and files takes it first, as does a restore, so a restore never runs beside a change (decision
+ * 0030). It is also the lock that orders the customer's access-log chain, which each change
+ * appends to anyway, so changes of one customer were already serialised at their end.
+ */
+export async function lockCustomerData(trx: Tx, customerId: string): Promise<void> {
+  await sql`select pg_advisory_xact_lock(${ACCESS_LOG_LOCK_CLASS}, hashtext(${customerId}))`.execute(trx);
+}
+
 /** Appends inside the caller's transaction: a change and its log entry commit together. */
 export async function logDataAccess(trx: Tx, clock: Clock, access: DataAccess): Promise<void> {
-  await sql`select pg_advisory_xact_lock(${ACCESS_LOG_LOCK_CLASS}, hashtext(${access.customerId}))`.execute(trx);
+  await lockCustomerData(trx, access.customerId);
   const last = await trx
     .selectFrom('data_access_log')
     .select('hash')
