@@ -15,7 +15,6 @@ import { createDecryptStream } from './crypto/index.js';
 import { customerDataKey } from './keys.js';
 import type { BackupSettings } from './settings.js';
 import { RecordsPartReader } from './records-part.js';
-import { MergeOrderError, restoreRecordsByMerge } from './restore-merge.js';
 import { CURRENT_FORMAT } from './manifest.js';
 import { HashingStream } from './streams.js';
 import { readManifest, targetStore, type TargetName } from './verify.js';
@@ -33,11 +32,6 @@ export interface RestoreResult {
   from: TargetName;
   records: number;
   files: number;
-  /**
-   * How the records were compared with the live ones: merged in this process (only the difference
-   * sent to the database), or in the database (the whole backup copied into a scratch table).
-   */
-  recordsCompared: 'merged' | 'in-database';
 }
 
 const PROGRESS_EVERY = 5_000;
@@ -156,10 +150,7 @@ export async function restoreCustomer(
   // Settled before anything else happens to the staged list: a failing worker must not leave the
   // others writing while the cleanup runs.
   let staging: Promise<unknown> = Promise.resolve(null);
-  let stagingStarted = false;
   const startStaging = () => {
-    if (stagingStarted) return;
-    stagingStarted = true;
     progress({ phase: 'files', done: 0, total: manifest.files.length });
     staging = stageFiles().then(
       () => null,
@@ -170,93 +161,64 @@ export async function restoreCustomer(
     // 2. Replace the customer's records and file rows in one transaction.
     progress({ phase: 'records', done: 0, total: manifest.records.count });
     let restoredRecords = 0;
-    let recordsCompared: RestoreResult['recordsCompared'] = 'in-database';
     let replacedBlobs: string[] = [];
     await db.transaction().execute(async (trx) => {
-      // No write of this customer's data runs beside the restore: one that began first has
+      // No change to this customer's data runs beside the restore: one that began first has
       // committed, one that comes later waits for the commit (decision 0030).
       await lockCustomerData(trx, customerId);
+      // The backup's rows go into a scratch table first (no indexes, so COPY runs at full speed),
+      // and from there only what differs reaches data_records: rows identical to the live ones
+      // stay, so a restore after a bad day rewrites the damage, not the whole customer, and
+      // index maintenance is paid only for what changes (decision 0025).
       // The joins below hash a whole customer's keys: at the default 4 MB they spill to disk in
       // batches (decision 0026). Local to this transaction; a literal of two choices, so no input.
       await sql.raw(`set local work_mem = '${settings.restoreWorkMem}'`).execute(trx);
-      const reportLines = (lines: number) => progress({ phase: 'records', done: Math.min(lines, manifest.records.count), total: manifest.records.count });
-      // Only a stream authenticated to its final chunk, matching the manifest, may commit.
-      const checkRead = async (records: RecordsPartReader, count: number) => {
-        const read = await records.finish();
-        if (read.sha256 !== manifest.records.plainSha256 || count !== manifest.records.count || read.lines !== manifest.records.count) {
-          throw new Error(`restored records do not match the manifest (${count} of ${manifest.records.count})`);
-        }
-        progress({ phase: 'records', done: count, total: manifest.records.count });
-      };
-      // The backup's rows go into a scratch table first (no indexes, so COPY runs at full speed),
-      // and from there only what differs reaches data_records (decisions 0025, 0026).
-      const restoreRecordsInDatabase = async (records: RecordsPartReader): Promise<number> => {
-        await sql`create temporary table restore_records (collection text not null, id text not null, version integer not null, data text not null, created_at timestamptz not null, updated_at timestamptz not null, data_digest uuid) on commit drop`.execute(trx);
-        let copied: number;
-        try {
-          let reported = 0;
-          copied = await copyFrom(
-            trx,
-            `copy restore_records (${records.copyColumns}) from stdin`,
-            untilAborted(
-              records.copyChunks((lines) => {
-                if (lines - reported < PROGRESS_EVERY) return;
-                reported = lines;
-                reportLines(lines);
-              }),
-              stopIfAborted,
-            ),
-          );
-        } finally {
-          records.close();
-        }
-        await checkRead(records, copied);
-        // Formats 1 and 2 carried no digest; it is computed here from the JSON as the database writes it.
-        if (manifest.format !== CURRENT_FORMAT) await sql`update restore_records set data_digest = md5(data::jsonb::text)::uuid`.execute(trx);
-        startStaging();
-        // The scratch table has no statistics, and gathering them cost 0.15 s of 100,000 rows; without
-        // them the planner could pick a nested loop over it (measured 2.8 s instead of 0.7 s). A hash
-        // join is right for these joins at any size, so it is the only one allowed, for these two
-        // statements only.
-        await sql`set local enable_nestloop = off`.execute(trx);
-        await sql`set local enable_mergejoin = off`.execute(trx);
-        // Same key, version, times and JSON text, the text by its digest (the live row's is kept by
-        // the database, the backup's was written beside its text): comparing the text itself meant
-        // writing every live row out as JSON (measured on 100,000 rows: 0.6 s → 0.25 s).
-        await sql`delete from data_records d where d.customer_id = ${customerId} and not exists (
-            select 1 from restore_records r where r.collection = d.collection and r.id = d.id and r.version = d.version
-              and r.created_at = d.created_at and r.updated_at = d.updated_at and r.data_digest = d.data_digest)`.execute(trx);
-        await sql`insert into data_records (customer_id, collection, id, version, data, created_at, updated_at)
-            select ${customerId}::uuid, r.collection, r.id, r.version, r.data::jsonb, r.created_at, r.updated_at from restore_records r
-            where not exists (select 1 from data_records d where d.customer_id = ${customerId} and d.collection = r.collection and d.id = r.id)`.execute(trx);
-        await sql`set local enable_nestloop to default`.execute(trx);
-        await sql`set local enable_mergejoin to default`.execute(trx);
-        return copied;
-      };
-      let loaded: number | null = null;
-      // Only what differs reaches data_records: rows identical to the live ones stay, so a restore
-      // after a bad day rewrites the damage, not the whole customer, and index maintenance is paid
-      // only for what changes (decision 0025). A current-format backup is merged with the live rows
-      // in this process and only the difference is sent (decision 0030); should the two not be in
-      // the order the merge needs, what it did is rolled back and the database compares instead.
-      if (manifest.format === CURRENT_FORMAT) {
-        await sql`savepoint restore_merge`.execute(trx);
-        const records = await RecordsPartReader.open(store, key, customerId, row.id, manifest);
-        startStaging();
-        try {
-          const merged = await restoreRecordsByMerge(trx, customerId, untilAborted(records.copyChunks(), stopIfAborted), { onLines: reportLines });
-          await checkRead(records, merged.lines);
-          await sql`release savepoint restore_merge`.execute(trx);
-          loaded = merged.lines;
-          recordsCompared = 'merged';
-        } catch (err) {
-          if (!(err instanceof MergeOrderError)) throw err;
-          await sql`rollback to savepoint restore_merge`.execute(trx);
-        } finally {
-          records.close();
-        }
+      await sql`create temporary table restore_records (collection text not null, id text not null, version integer not null, data text not null, created_at timestamptz not null, updated_at timestamptz not null, data_digest uuid) on commit drop`.execute(trx);
+      const records = await RecordsPartReader.open(store, key, customerId, row.id, manifest);
+      let loaded: number;
+      try {
+        let reported = 0;
+        loaded = await copyFrom(
+          trx,
+          `copy restore_records (${records.copyColumns}) from stdin`,
+          untilAborted(
+            records.copyChunks((lines) => {
+              if (lines - reported < PROGRESS_EVERY) return;
+              reported = lines;
+              progress({ phase: 'records', done: Math.min(lines, manifest.records.count), total: manifest.records.count });
+            }),
+            stopIfAborted,
+          ),
+        );
+      } finally {
+        records.close();
       }
-      if (loaded === null) loaded = await restoreRecordsInDatabase(await RecordsPartReader.open(store, key, customerId, row.id, manifest));
+      const read = await records.finish();
+      // Only a stream authenticated to its final chunk, matching the manifest, may commit.
+      if (read.sha256 !== manifest.records.plainSha256 || loaded !== manifest.records.count || read.lines !== manifest.records.count) {
+        throw new Error(`restored records do not match the manifest (${loaded} of ${manifest.records.count})`);
+      }
+      progress({ phase: 'records', done: loaded, total: manifest.records.count });
+      // Formats 1 and 2 carried no digest; it is computed here from the JSON as the database writes it.
+      if (manifest.format !== CURRENT_FORMAT) await sql`update restore_records set data_digest = md5(data::jsonb::text)::uuid`.execute(trx);
+      startStaging();
+      // The scratch table has no statistics, and gathering them cost 0.15 s of 100,000 rows; without
+      // them the planner could pick a nested loop over it (measured 2.8 s instead of 0.7 s). A hash
+      // join is right for these joins at any size, so it is the only one allowed, for these two
+      // statements only.
+      await sql`set local enable_nestloop = off`.execute(trx);
+      await sql`set local enable_mergejoin = off`.execute(trx);
+      // Same key, version, times and JSON text, the text by its digest (the live row's is kept by
+      // the database, the backup's was written beside its text): comparing the text itself meant
+      // writing every live row out as JSON (measured on 100,000 rows: 0.6 s → 0.25 s).
+      await sql`delete from data_records d where d.customer_id = ${customerId} and not exists (
+          select 1 from restore_records r where r.collection = d.collection and r.id = d.id and r.version = d.version
+            and r.created_at = d.created_at and r.updated_at = d.updated_at and r.data_digest = d.data_digest)`.execute(trx);
+      await sql`insert into data_records (customer_id, collection, id, version, data, created_at, updated_at)
+          select ${customerId}::uuid, r.collection, r.id, r.version, r.data::jsonb, r.created_at, r.updated_at from restore_records r
+          where not exists (select 1 from data_records d where d.customer_id = ${customerId} and d.collection = r.collection and d.id = r.id)`.execute(trx);
+      await sql`set local enable_nestloop to default`.execute(trx);
+      await sql`set local enable_mergejoin to default`.execute(trx);
       restoredRecords = loaded;
       const stagingError = await staging;
       if (stagingError) throw stagingError;
@@ -304,7 +266,7 @@ export async function restoreCustomer(
       await Promise.all(doomed.slice(i, i + CLEANUP_BATCH).map((k) => live.delete(k, clock.now()).catch(() => {})));
     }
     progress({ phase: 'done', done: 1, total: 1 });
-    return { backupId: row.id, customerId, from, records: restoredRecords, files: manifest.files.length, recordsCompared };
+    return { backupId: row.id, customerId, from, records: restoredRecords, files: manifest.files.length };
   } catch (err) {
     stopStaging = true;
     await staging;

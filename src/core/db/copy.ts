@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CompiledQuery, type PostgresPool, type PostgresPoolClient } from 'kysely';
 import type pg from 'pg';
-import { from as copyFromStdin, to as copyToStdout } from 'pg-copy-streams';
+import { from as copyFromStdin } from 'pg-copy-streams';
 import type { DbOrTx } from './database.js';
 
 /**
@@ -27,47 +27,6 @@ export async function copyFrom(db: DbOrTx, statement: string, chunks: AsyncItera
   // COPY's count as a row of its own.
   const result = await db.executeQuery<CopyResultRow>(CompiledQuery.raw(statement, [new CopyFromSource(chunks)]));
   return result.rows[0]?.copied ?? 0;
-}
-
-/**
- * Marks a raw query as `COPY (query) TO STDOUT`, whose output both drivers hand back as bytes
- * (decision 0030): PostgreSQL through pg-copy-streams, PGlite as `TO '/dev/blob'`. A database
- * writes COPY's text format far faster than either driver turns rows into objects (measured on
- * PGlite: 100,000 narrow rows 0.35 s as COPY, 1.7 s as rows).
- */
-export class CopyToSink {
-  readonly copyTo = true;
-}
-
-const COPY_QUERY_TO_STDOUT = /^\s*copy\s+\(.+\)\s+to\s+stdout\s*$/is;
-
-/**
- * Runs `COPY (select …) TO STDOUT` and returns what it wrote, COPY text format, one line per row.
- * The whole output is held: the caller bounds it (a LIMIT). A COPY takes no bind parameters, so
- * values in the query must be literals (see `sqlTextLiteral`).
- */
-export async function copyOut(db: DbOrTx, statement: string): Promise<Buffer> {
-  if (!COPY_QUERY_TO_STDOUT.test(statement)) throw new Error(`copyOut takes "COPY (query) TO STDOUT", not: ${statement.slice(0, 80)}`);
-  const result = await db.executeQuery<CopyOutRow>(CompiledQuery.raw(statement, [new CopyToSink()]));
-  return result.rows[0]?.output ?? Buffer.alloc(0);
-}
-
-/**
- * A string as an SQL literal, for the statements that take no parameters (COPY). The E'' form
- * reads the same whatever standard_conforming_strings says; NUL, which no PostgreSQL text holds,
- * is refused rather than cut short.
- */
-export function sqlTextLiteral(value: string): string {
-  if (value.includes('\0')) throw new Error('an SQL text literal cannot hold NUL');
-  return `E'${value.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
-}
-
-export interface CopyOutRow {
-  output: Buffer;
-}
-
-function isCopyTo(parameters: readonly unknown[] | undefined): boolean {
-  return parameters?.length === 1 && parameters[0] instanceof CopyToSink;
 }
 
 /** A value in COPY's text format: backslash, tab, newline and carriage return escaped. */
@@ -95,7 +54,6 @@ export function copyCapablePool(pool: pg.Pool): PostgresPool {
     if (!w) {
       const query = (...args: unknown[]): unknown => {
         const [text, parameters] = args as [unknown, readonly unknown[] | undefined];
-        if (typeof text === 'string' && isCopyTo(parameters)) return runPgCopyTo(client, text);
         const source = typeof text === 'string' ? copySourceOf(parameters) : null;
         if (!source) return (client.query as (...a: unknown[]) => unknown).apply(client, args);
         return runPgCopy(client, text as string, source);
@@ -115,22 +73,6 @@ async function runPgCopy(client: pg.PoolClient, statement: string, source: CopyF
   // (and with it the transaction), so nothing of a half-read source is ever committed.
   await pipeline(Readable.from(source.chunks, { objectMode: false }), stream);
   return { command: 'COPY', rowCount: stream.rowCount, rows: [{ copied: stream.rowCount }] };
-}
-
-async function runPgCopyTo(client: pg.PoolClient, statement: string): Promise<{ command: string; rowCount: number; rows: CopyOutRow[] }> {
-  const stream = client.query(copyToStdout(statement));
-  const pieces: Buffer[] = [];
-  for await (const piece of stream) pieces.push(piece as Buffer);
-  return { command: 'COPY', rowCount: stream.rowCount, rows: [{ output: Buffer.concat(pieces) }] };
-}
-
-/**
- * PGlite's COPY TO STDOUT is `COPY … TO '/dev/blob'`; `query` runs it and returns its output (none
- * when it wrote no row). Null when the query is not a CopyToSink query.
- */
-export async function runPgliteCopyTo(statement: string, parameters: readonly unknown[], query: (statement: string) => Promise<Buffer | undefined>): Promise<Buffer | null> {
-  if (!isCopyTo(parameters)) return null;
-  return (await query(statement.replace(/\bstdout\s*$/i, `'/dev/blob'`))) ?? Buffer.alloc(0);
 }
 
 /** What PGlite's connection needs: run a statement with these bytes as its COPY input. */

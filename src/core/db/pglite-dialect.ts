@@ -13,7 +13,7 @@ import {
   type QueryResult,
   type TransactionSettings,
 } from 'kysely';
-import { runPgliteCopy, runPgliteCopyTo } from './copy.js';
+import { runPgliteCopy } from './copy.js';
 import { Mutex } from './mutex.js';
 import type { EmbeddedSession } from './pglite-process.js';
 
@@ -105,11 +105,6 @@ class PGliteConnection implements DatabaseConnection {
       return r.affectedRows ?? 0;
     });
     if (copied !== null) return { rows: [{ copied } as R] };
-    const output = await runPgliteCopyTo(compiled.sql, compiled.parameters, async (statement) => {
-      const r = await this.session.query(statement, [], generation !== undefined ? { generation } : {});
-      return r.copyOutput;
-    });
-    if (output !== null) return { rows: [{ output } as R] };
     const result = await this.session.query<R>(compiled.sql, [...compiled.parameters], generation !== undefined ? { generation } : {});
     return {
       rows: result.rows,

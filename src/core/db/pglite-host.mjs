@@ -5,7 +5,7 @@
 // the TypeScript loader.
 //
 // Messages in:  { t: 'query', id, sql, params, copyInput? }, { t: 'dump', id, file }, { t: 'close' }
-// Messages out: { t: 'ready' } | { t: 'result', id, rows, affectedRows, copyOutput? } | { t: 'error', id, error }
+// Messages out: { t: 'ready' } | { t: 'result', id, rows, affectedRows } | { t: 'error', id, error }
 import fs from 'node:fs';
 import { PGlite, types } from '@electric-sql/pglite';
 
@@ -60,9 +60,7 @@ async function run(message) {
   try {
     const options = message.copyInput ? { blob: new Blob([message.copyInput]) } : undefined;
     const r = await db.query(message.sql, message.params ?? [], options);
-    // A `COPY … TO '/dev/blob'` answers with a Blob; none when it wrote no row.
-    const copyOutput = r.blob ? Buffer.from(await r.blob.arrayBuffer()) : undefined;
-    send({ t: 'result', id: message.id, rows: r.rows, affectedRows: r.affectedRows, ...(copyOutput ? { copyOutput } : {}) });
+    send({ t: 'result', id: message.id, rows: r.rows, affectedRows: r.affectedRows });
   } catch (err) {
     send({ t: 'error', id: message.id, error: errorData(err) });
     // A trap of the WebAssembly PostgreSQL (an abort, its heap exhausted) leaves it unusable: end

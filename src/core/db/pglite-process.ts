@@ -21,8 +21,6 @@ export interface EmbeddedSession {
 export interface EmbeddedResult<R> {
   rows: R[];
   affectedRows?: number;
-  /** What a `COPY … TO '/dev/blob'` wrote; absent when it wrote no row. */
-  copyOutput?: Buffer;
 }
 
 interface ErrorData {
@@ -34,7 +32,7 @@ interface ErrorData {
 type HostMessage =
   | { t: 'ready' }
   | { t: 'failed'; error: ErrorData }
-  | { t: 'result'; id: number; rows: unknown[]; affectedRows?: number; copyOutput?: Uint8Array }
+  | { t: 'result'; id: number; rows: unknown[]; affectedRows?: number }
   | { t: 'error'; id: number; error: ErrorData };
 
 interface Pending {
@@ -228,13 +226,8 @@ export class EmbeddedProcess implements EmbeddedSession {
           const p = this.#pending.get(m.id);
           if (!p) return;
           this.#pending.delete(m.id);
-          if (m.t === 'result') {
-            p.resolve({
-              rows: m.rows,
-              ...(m.affectedRows !== undefined ? { affectedRows: m.affectedRows } : {}),
-              ...(m.copyOutput ? { copyOutput: Buffer.from(m.copyOutput.buffer, m.copyOutput.byteOffset, m.copyOutput.byteLength) } : {}),
-            });
-          } else p.reject(new EmbeddedDatabaseError(m.error));
+          if (m.t === 'result') p.resolve({ rows: m.rows, ...(m.affectedRows !== undefined ? { affectedRows: m.affectedRows } : {}) });
+          else p.reject(new EmbeddedDatabaseError(m.error));
         }
       });
       child.on('error', (err) => {
