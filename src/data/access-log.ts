@@ -33,6 +33,7 @@ export interface DataAccessEntry extends Required<Omit<DataAccess, 'collection' 
 }
 
 const ACCESS_LOG_LOCK_CLASS = 7_310_302;
+const CUSTOMER_DATA_LOCK_CLASS = 7_310_303;
 
 function hashOf(e: Omit<DataAccessEntry, 'seq' | 'hash'>): string {
   return linkHash({ ...e });
@@ -41,16 +42,19 @@ function hashOf(e: Omit<DataAccessEntry, 'seq' | 'hash'>): string {
 /**
  * Holds the customer's data lock until the transaction ends. Every change to a customer's records
  * and files takes it first, as does a restore, so a restore never runs beside a change (decision
- * 0030). It is also the lock that orders the customer's access-log chain, which each change
- * appends to anyway, so changes of one customer were already serialised at their end.
+ * 0030). Reads do not take it: they go on during a restore and see the data as it was until the
+ * restore commits. It is not the access log's lock, which reads take too, and which a restore
+ * takes only for its last moment.
  */
 export async function lockCustomerData(trx: Tx, customerId: string): Promise<void> {
-  await sql`select pg_advisory_xact_lock(${ACCESS_LOG_LOCK_CLASS}, hashtext(${customerId}))`.execute(trx);
+  await sql`select pg_advisory_xact_lock(${CUSTOMER_DATA_LOCK_CLASS}, hashtext(${customerId}))`.execute(trx);
 }
 
 /** Appends inside the caller's transaction: a change and its log entry commit together. */
 export async function logDataAccess(trx: Tx, clock: Clock, access: DataAccess): Promise<void> {
-  await lockCustomerData(trx, access.customerId);
+  // Orders the customer's chain. A change holds the customer's data lock already, always taken
+  // before this one, so the two are taken in the same order everywhere.
+  await sql`select pg_advisory_xact_lock(${ACCESS_LOG_LOCK_CLASS}, hashtext(${access.customerId}))`.execute(trx);
   const last = await trx
     .selectFrom('data_access_log')
     .select('hash')

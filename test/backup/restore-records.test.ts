@@ -4,7 +4,7 @@ import { restoreCustomer } from '../../src/backup/restore.js';
 import { runBackup } from '../../src/backup/run-backup.js';
 import { systemActor } from '../../src/core/audit/audit-log.js';
 import { lockCustomerData } from '../../src/data/access-log.js';
-import { createRecord } from '../../src/data/records.js';
+import { createRecord, getRecord } from '../../src/data/records.js';
 import { databaseKinds } from '../helpers/databases.js';
 import { addCustomerWithContract, startTestApp, type TestApp } from '../helpers/app.js';
 import { backupDepsFor } from '../helpers/backup.js';
@@ -100,7 +100,7 @@ describe.each(databaseKinds)('R10.4 a restore rewrites only what differs, on %s'
   });
 
   // Two sessions are needed: PGlite has one, so there nothing can run beside a restore anyway.
-  it.skipIf(kind !== 'postgres')('a restore waits for a change to the customer’s data in progress, and a change asked for meanwhile waits for the restore (decision 0030)', async () => {
+  it.skipIf(kind !== 'postgres')('a restore waits for a change to the customer’s data in progress, a change asked for meanwhile waits for the restore, and reads go on (decision 0030)', async () => {
     const db = app.ctx.db;
     let release!: () => void;
     const released = new Promise<void>((resolve) => (release = resolve));
@@ -134,6 +134,9 @@ describe.each(databaseKinds)('R10.4 a restore rewrites only what differs, on %s'
       const touching = await sql<{ n: number }>`select count(*)::int as n from pg_locks l join pg_class c on c.oid = l.relation
           where c.relname in ('data_records', 'data_files') and l.pid in (select pid from pg_locks where locktype = 'advisory' and not granted)`.execute(db);
       expect(touching.rows[0]!.n).toBe(0);
+      // Reads go on meanwhile (their access-log entries take another lock), and see the data as it was.
+      await expect(getRecord(db, app.clock, { customerId, actor, sourceIp: null }, 'care-notes', 'n-000200')).rejects.toThrow(/not found/);
+      expect((await getRecord(db, app.clock, { customerId, actor, sourceIp: null }, 'care-notes', 'n-000202')).data).toMatchObject({ i: 202 });
     } finally {
       release();
       await inProgress;
