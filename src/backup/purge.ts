@@ -3,6 +3,7 @@ import { appendAudit, systemActor } from '../core/audit/audit-log.js';
 import type { Clock } from '../core/clock.js';
 import type { Db } from '../core/db/database.js';
 import { canonicalJson } from '../core/hash-chain.js';
+import { lockCustomerData } from '../data/access-log.js';
 import { bi } from '../core/i18n.js';
 import { consumeDataDeletionDue, customerServiceState, listContracts, listDataDeletionDue } from '../contracts/contracts.js';
 import { getCustomer } from '../contracts/customers.js';
@@ -65,6 +66,9 @@ export async function purgeCustomer(deps: PurgeDeps, dueId: string): Promise<Del
 
   // 1. Key and live rows, in one transaction with the saved figures.
   const progress = await db.transaction().execute(async (trx) => {
+    // A restore running now commits first, and its rows are deleted here; one that comes later
+    // finds the key destroyed and restores nothing (decision 0030).
+    await lockCustomerData(trx, customerId);
     const row = await trx.selectFrom('data_deletion_due').select('purge_progress').where('id', '=', dueId).forUpdate().executeTakeFirstOrThrow();
     const saved = (typeof row.purge_progress === 'string' ? JSON.parse(row.purge_progress) : row.purge_progress) as PurgeProgress | null;
     if (saved) return saved;

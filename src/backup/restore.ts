@@ -12,7 +12,7 @@ import { fileBlobKey } from '../data/files.js';
 import { BlobNotFoundError, type BlobDigest, type BlobStore } from '../storage/index.js';
 import { getBackup, partAad, partKey, partsOf } from './catalog.js';
 import { createDecryptStream } from './crypto/index.js';
-import { customerDataKey } from './keys.js';
+import { CustomerKeyDestroyedError, customerDataKey } from './keys.js';
 import type { BackupSettings } from './settings.js';
 import { RecordsPartReader } from './records-part.js';
 import { CURRENT_FORMAT } from './manifest.js';
@@ -166,6 +166,10 @@ export async function restoreCustomer(
       // No change to this customer's data runs beside the restore: one that began first has
       // committed, one that comes later waits for the commit (decision 0030).
       await lockCustomerData(trx, customerId);
+      // The key was read before the lock: a purge that committed meanwhile destroyed it, and the
+      // customer's data must not come back after its deletion (R10.7).
+      const keyNow = await trx.selectFrom('customer_keys').select('wrapped_key').where('customer_id', '=', customerId).executeTakeFirst();
+      if (!keyNow?.wrapped_key) throw new CustomerKeyDestroyedError(customerId);
       // The backup's rows go into a scratch table first (no indexes, so COPY runs at full speed),
       // and from there only what differs reaches data_records: rows identical to the live ones
       // stay, so a restore after a bad day rewrites the damage, not the whole customer, and

@@ -1,7 +1,10 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CustomerKeyDestroyedError } from '../../src/backup/keys.js';
+import { purgeCustomer } from '../../src/backup/purge.js';
 import { restoreCustomer } from '../../src/backup/restore.js';
 import { runBackup } from '../../src/backup/run-backup.js';
+import { terminateImmediately } from '../../src/contracts/contracts.js';
 import { systemActor } from '../../src/core/audit/audit-log.js';
 import { lockCustomerData } from '../../src/data/access-log.js';
 import { createRecord, getRecord } from '../../src/data/records.js';
@@ -23,6 +26,7 @@ describe.each(databaseKinds)('R10.4 a restore rewrites only what differs, on %s'
   let app: TestApp & { filesDir: string };
   let deps: Awaited<ReturnType<typeof backupDepsFor>>;
   let customerId: string;
+  let contractId: string;
   let otherId: string;
   let backupId: string;
   let original: unknown[];
@@ -34,7 +38,9 @@ describe.each(databaseKinds)('R10.4 a restore rewrites only what differs, on %s'
   beforeAll(async () => {
     app = await startTestApp(kind);
     deps = await backupDepsFor(app);
-    customerId = (await addCustomerWithContract(app, 'hagi')).customer.id;
+    const hagi = await addCustomerWithContract(app, 'hagi');
+    customerId = hagi.customer.id;
+    contractId = hagi.contractId;
     otherId = (await addCustomerWithContract(app, 'kaede')).customer.id;
     const at = app.clock.now();
     // More rows than one page of the backup's snapshot reader.
@@ -99,29 +105,34 @@ describe.each(databaseKinds)('R10.4 a restore rewrites only what differs, on %s'
     expect(await rows(customerId)).toEqual(first);
   });
 
-  // Two sessions are needed: PGlite has one, so there nothing can run beside a restore anyway.
-  it.skipIf(kind !== 'postgres')('a restore waits for a change to the customer’s data in progress, a change asked for meanwhile waits for the restore, and reads go on (decision 0030)', async () => {
-    const db = app.ctx.db;
+  /** Another session's transaction holding the customer's data lock, as a change in progress does, until released. */
+  const holdCustomerData = async () => {
     let release!: () => void;
     const released = new Promise<void>((resolve) => (release = resolve));
     let holding!: () => void;
     const held = new Promise<void>((resolve) => (holding = resolve));
-    // A change in progress: its transaction holds the customer's data lock, as createRecord's does.
-    const inProgress = db.transaction().execute(async (trx) => {
+    const done = app.ctx.db.transaction().execute(async (trx) => {
       await lockCustomerData(trx, customerId);
       holding();
       await released;
     });
     await held;
-    const waitingForLock = async (n: number) => {
-      // Bounded: both sessions are queued on the advisory lock within a few round trips.
-      for (let i = 0; i < 200; i++) {
-        const r = await sql<{ n: number }>`select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted`.execute(db);
-        if (r.rows[0]!.n === n) return;
-        await new Promise((resolve) => setImmediate(resolve));
-      }
-      throw new Error(`expected ${n} sessions waiting for the customer's data lock`);
-    };
+    return { release, done };
+  };
+  const waitingForLock = async (n: number) => {
+    // Bounded: the sessions are queued on the advisory lock within a few round trips.
+    for (let i = 0; i < 200; i++) {
+      const r = await sql<{ n: number }>`select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted`.execute(app.ctx.db);
+      if (r.rows[0]!.n === n) return;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    throw new Error(`expected ${n} sessions waiting for the customer's data lock`);
+  };
+
+  // Two sessions are needed: PGlite has one, so there nothing can run beside a restore anyway.
+  it.skipIf(kind !== 'postgres')('a restore waits for a change to the customer’s data in progress, a change asked for meanwhile waits for the restore, and reads go on (decision 0030)', async () => {
+    const db = app.ctx.db;
+    const inProgress = await holdCustomerData();
     await db.deleteFrom('data_records').where('customer_id', '=', customerId).where('id', '=', 'n-000200').execute();
     const restore = restoreCustomer(deps, { backupId, actor });
     let change: Promise<unknown> = Promise.resolve();
@@ -138,8 +149,8 @@ describe.each(databaseKinds)('R10.4 a restore rewrites only what differs, on %s'
       await expect(getRecord(db, app.clock, { customerId, actor, sourceIp: null }, 'care-notes', 'n-000200')).rejects.toThrow(/not found/);
       expect((await getRecord(db, app.clock, { customerId, actor, sourceIp: null }, 'care-notes', 'n-000202')).data).toMatchObject({ i: 202 });
     } finally {
-      release();
-      await inProgress;
+      inProgress.release();
+      await inProgress.done;
     }
     await restore;
     await change;
@@ -147,5 +158,30 @@ describe.each(databaseKinds)('R10.4 a restore rewrites only what differs, on %s'
     const after = await rows(customerId);
     expect(withoutXmin(after.filter((r) => r.id !== 'written-during-restore'))).toEqual(original);
     expect(after.find((r) => r.id === 'written-during-restore')?.data).toEqual({ later: true });
+  });
+
+  // Last: it ends the customer's contract and purges its data.
+  it.skipIf(kind !== 'postgres')('R10.7 a restore that waited while a purge deleted the customer’s data restores nothing: the purge comes first, the key is gone (decision 0030)', async () => {
+    const db = app.ctx.db;
+    await terminateImmediately(db, app.clock, actor, contractId, { ground: 'gross_breach', note: 'test' });
+    const due = await db.selectFrom('data_deletion_due').select('id').where('customer_id', '=', customerId).executeTakeFirstOrThrow();
+    const change = await holdCustomerData();
+    let purge: Promise<unknown> = Promise.resolve();
+    let restore: Promise<unknown> = Promise.resolve();
+    try {
+      purge = purgeCustomer({ ...deps, providerName: 'test' }, due.id);
+      await waitingForLock(1);
+      // The restore reads the backup and the customer's key now, before the purge destroys it.
+      restore = restoreCustomer(deps, { backupId, actor });
+      restore.catch(() => {});
+      await waitingForLock(2);
+    } finally {
+      change.release();
+      await change.done;
+    }
+    expect(await purge).toMatchObject({ customer: { id: customerId } });
+    await expect(restore).rejects.toBeInstanceOf(CustomerKeyDestroyedError);
+    expect(await rows(customerId)).toEqual([]);
+    expect(await db.selectFrom('data_files').select('id').where('customer_id', '=', customerId).execute()).toEqual([]);
   });
 });
