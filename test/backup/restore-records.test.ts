@@ -120,9 +120,11 @@ describe.each(databaseKinds)('R10.4 a restore rewrites only what differs, on %s'
     return { release, done };
   };
   const waitingForLock = async (n: number) => {
-    // Bounded: the sessions are queued on the advisory lock within a few round trips.
+    // Bounded: the sessions are queued on the advisory lock within a few round trips. pg_locks is
+    // the whole server's; this file's database is its own.
     for (let i = 0; i < 200; i++) {
-      const r = await sql<{ n: number }>`select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted`.execute(app.ctx.db);
+      const r = await sql<{ n: number }>`select count(*)::int as n from pg_locks
+          where locktype = 'advisory' and not granted and database = (select oid from pg_database where datname = current_database())`.execute(app.ctx.db);
       if (r.rows[0]!.n === n) return;
       await new Promise((resolve) => setImmediate(resolve));
     }
@@ -143,7 +145,8 @@ describe.each(databaseKinds)('R10.4 a restore rewrites only what differs, on %s'
       // Both wait before touching the customer's records: neither holds a lock on data_records yet
       // (the restore used to take the lock last, after its changes; a change, after its insert).
       const touching = await sql<{ n: number }>`select count(*)::int as n from pg_locks l join pg_class c on c.oid = l.relation
-          where c.relname in ('data_records', 'data_files') and l.pid in (select pid from pg_locks where locktype = 'advisory' and not granted)`.execute(db);
+          where c.relname in ('data_records', 'data_files') and l.database = (select oid from pg_database where datname = current_database())
+            and l.pid in (select pid from pg_locks where locktype = 'advisory' and not granted)`.execute(db);
       expect(touching.rows[0]!.n).toBe(0);
       // Reads go on meanwhile (their access-log entries take another lock), and see the data as it was.
       await expect(getRecord(db, app.clock, { customerId, actor, sourceIp: null }, 'care-notes', 'n-000200')).rejects.toThrow(/not found/);
