@@ -3,7 +3,9 @@ import type { Actor } from '../core/audit/audit-log.js';
 import type { Clock } from '../core/clock.js';
 import type { Db, DbOrTx, Tx } from '../core/db/database.js';
 import type { DataAccessLogTable } from '../core/db/schema.js';
+import { HokanError } from '../core/errors.js';
 import { GENESIS_HASH, linkHash } from '../core/hash-chain.js';
+import { bi } from '../core/i18n.js';
 
 /**
  * Who read or changed which record or file, when and from where — what Japanese guidelines for
@@ -40,14 +42,50 @@ function hashOf(e: Omit<DataAccessEntry, 'seq' | 'hash'>): string {
 }
 
 /**
- * Holds the customer's data lock until the transaction ends. Every change to a customer's records
- * and files takes it first, as does a restore, so a restore never runs beside a change (decision
- * 0030). Reads do not take it: they go on during a restore and see the data as it was until the
- * restore commits. It is not the access log's lock, which reads take too, and which a restore
- * takes only for its last moment.
+ * How long a change waits for the customer's data lock. A restore holds it for its whole run, which
+ * for a large customer is minutes; a change asked for then is refused after this wait with a 503
+ * and Retry-After, instead of keeping the Software's request open for as long.
  */
-export async function lockCustomerData(trx: Tx, customerId: string): Promise<void> {
-  await sql`select pg_advisory_xact_lock(${CUSTOMER_DATA_LOCK_CLASS}, hashtext(${customerId}))`.execute(trx);
+export const CHANGE_WAIT_MS = 10_000;
+
+/**
+ * Holds the customer's data lock until the transaction ends. Every change to a customer's records
+ * and files takes it first, as do a restore and a purge, so a restore never runs beside a change
+ * (decision 0030). Reads do not take it: they go on during a restore and see the data as it was
+ * until the restore commits. It is not the access log's lock, which reads take too, and which a
+ * restore takes only for its last moment.
+ *
+ * `waitMs`: give up after this long with a `service_unavailable` error (changes); without it, wait
+ * as long as it takes (a restore, a purge).
+ */
+export async function lockCustomerData(trx: Tx, customerId: string, opts: { waitMs?: number } = {}): Promise<void> {
+  if (opts.waitMs === undefined) {
+    await sql`select pg_advisory_xact_lock(${CUSTOMER_DATA_LOCK_CLASS}, hashtext(${customerId}))`.execute(trx);
+    return;
+  }
+  // Local to the transaction, and put back at once: the change's own row locks wait as before.
+  await sql`select set_config('lock_timeout', ${`${Math.max(1, Math.round(opts.waitMs))}ms`}, true)`.execute(trx);
+  try {
+    await sql`select pg_advisory_xact_lock(${CUSTOMER_DATA_LOCK_CLASS}, hashtext(${customerId}))`.execute(trx);
+  } catch (err) {
+    // 55P03 lock_not_available: the wait ran out (the transaction is aborted; the caller's rolls back).
+    if ((err as { code?: unknown }).code === '55P03') throw customerDataBusy(opts.waitMs);
+    throw err;
+  }
+  await sql`set local lock_timeout to default`.execute(trx);
+}
+
+function customerDataBusy(waitedMs: number): HokanError {
+  const err = new HokanError(
+    'service_unavailable',
+    bi(
+      'お客様のデータは復元などの処理中のため、現在変更できません。しばらくしてから再度お試しください。',
+      "The customer's data is being restored or otherwise worked on and cannot be changed now; please retry shortly.",
+    ),
+    [{ path: 'data', message: `waited ${Math.round(waitedMs / 1000)} s for the customer's data` }],
+  );
+  err.retryAfterSeconds = 30;
+  return err;
 }
 
 /** Appends inside the caller's transaction: a change and its log entry commit together. */

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resumeContract, suspendContract, terminateImmediately } from '../../src/contracts/contracts.js';
 import { systemActor } from '../../src/core/audit/audit-log.js';
-import { verifyDataAccessChain } from '../../src/data/access-log.js';
+import { lockCustomerData, verifyDataAccessChain } from '../../src/data/access-log.js';
 import { encodeCursor } from '../../src/data/records.js';
 import { databaseKinds } from '../helpers/databases.js';
 import { addCustomerUser, addCustomerWithContract, addOperator, startTestApp, type TestApp } from '../helpers/app.js';
@@ -186,6 +186,49 @@ describe.each(databaseKinds)('R3.1 data API on %s', (kind) => {
     expect(range.statusCode).toBe(400);
     expect(await verifyDataAccessChain(app.ctx.db, a.customerId)).toMatchObject({ ok: true });
   });
+
+  // Needs a second session holding the lock, which PGlite (one session) cannot have.
+  it.skipIf(kind !== 'postgres')('a change waits for the customer’s data at most 10 s (a restore holds it), then is refused with 503 and Retry-After, keeping nothing (decision 0030)', async () => {
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let holding!: () => void;
+    const held = new Promise<void>((resolve) => (holding = resolve));
+    const restoreLike = app.ctx.db.transaction().execute(async (trx) => {
+      await lockCustomerData(trx, a.customerId);
+      holding();
+      await released;
+    });
+    await held;
+    const filesBefore = (await app.request({ method: 'GET', url: '/api/v1/data/files?limit=500', token: a.token })).json().files.length;
+    try {
+      const body = randomBytes(64 * 1024);
+      const [record, file, read, other] = await Promise.all([
+        app.request({ method: 'POST', url: recordsUrl(), token: a.token, payload: { id: 'during-restore', data: {} } }),
+        app.request({ method: 'POST', url: '/api/v1/data/files?name=during.bin', token: a.token, headers: { 'content-type': 'application/octet-stream' }, payload: body }),
+        // Reads are not held up, nor are another customer's changes.
+        app.request({ method: 'GET', url: recordsUrl(), token: a.token }),
+        app.request({ method: 'POST', url: recordsUrl(), token: b.token, payload: { id: 'beni-during', data: {} } }),
+      ]);
+      expect(read.statusCode).toBe(200);
+      expect(other.statusCode).toBe(201);
+      for (const res of [record, file]) {
+        expect(res.statusCode).toBe(503);
+        expect(res.headers['retry-after']).toBe('30');
+        expect(res.json().error).toMatchObject({ code: 'service_unavailable', message: { ja: expect.stringContaining('復元'), en: expect.stringContaining('restored') } });
+      }
+    } finally {
+      release();
+      await restoreLike;
+    }
+    // Nothing of the refused changes was kept, not even the uploaded bytes; once the lock is free,
+    // changes go through again.
+    expect((await app.request({ method: 'GET', url: `${recordsUrl()}/during-restore`, token: a.token })).statusCode).toBe(404);
+    expect((await app.request({ method: 'GET', url: '/api/v1/data/files?limit=500', token: a.token })).json().files.length).toBe(filesBefore);
+    const orphans: string[] = [];
+    for await (const o of app.ctx.files.list(`customers/${a.customerId}/`)) orphans.push(o.key);
+    expect(orphans.length).toBe(filesBefore);
+    expect((await app.request({ method: 'POST', url: recordsUrl(), token: a.token, payload: { id: 'after-restore', data: {} } })).statusCode).toBe(201);
+  }, 30_000);
 
   it('R10.7 after the contract ends every data path answers "contract ended"', async () => {
     await terminateImmediately(app.ctx.db, app.clock, op, b.contractId, { ground: 'gross_breach', note: 'test' });
