@@ -42,37 +42,48 @@ function hashOf(e: Omit<DataAccessEntry, 'seq' | 'hash'>): string {
 }
 
 /**
- * How long a change waits for the customer's data lock. A restore holds it for its whole run, which
- * for a large customer is minutes; a change asked for then is refused after this wait with a 503
- * and Retry-After, instead of keeping the Software's request open for as long.
+ * How long a change waits for the customer's data. A restore holds it for its whole run, which for
+ * a large customer is minutes; a change asked for then is refused after this wait with a 503 and
+ * Retry-After, instead of keeping the Software's request open for as long.
  */
 export const CHANGE_WAIT_MS = 10_000;
 
 /**
- * Holds the customer's data lock until the transaction ends. Every change to a customer's records
- * and files takes it first, as do a restore and a purge, so a restore never runs beside a change
- * (decision 0030). Reads do not take it: they go on during a restore and see the data as it was
- * until the restore commits. It is not the access log's lock, which reads take too, and which a
- * restore takes only for its last moment.
- *
- * `waitMs`: give up after this long with a `service_unavailable` error (changes); without it, wait
- * as long as it takes (a restore, a purge).
+ * Holds the customer's data lock until the transaction ends, waiting as long as it takes. A restore
+ * and a purge take it first, so a restore never runs beside a change (decision 0030); changes take
+ * it through `changeCustomerData`. Reads do not take it: they go on during a restore and see the
+ * data as it was until the restore commits. It is not the access log's lock, which reads take too,
+ * and which a restore takes only for its last moment.
  */
-export async function lockCustomerData(trx: Tx, customerId: string, opts: { waitMs?: number } = {}): Promise<void> {
-  if (opts.waitMs === undefined) {
-    await sql`select pg_advisory_xact_lock(${CUSTOMER_DATA_LOCK_CLASS}, hashtext(${customerId}))`.execute(trx);
-    return;
+export async function lockCustomerData(trx: Tx, customerId: string): Promise<void> {
+  await sql`select pg_advisory_xact_lock(${CUSTOMER_DATA_LOCK_CLASS}, hashtext(${customerId}))`.execute(trx);
+}
+
+const BUSY = Symbol('customer data busy');
+
+/**
+ * Runs a change to the customer's records or files in a transaction that holds the customer's data
+ * lock first. The lock is only tried, never waited for inside the transaction: when another
+ * transaction holds it (a restore, or another change), this one ends at once, its connection goes
+ * back to the pool, and it is tried again after a short pause. Waiting inside the transaction would
+ * keep a pooled connection per waiting request for as long as a restore runs, and ten of them would
+ * leave none for anyone else. After CHANGE_WAIT_MS the change is refused (503, Retry-After).
+ */
+export async function changeCustomerData<T>(db: Db, customerId: string, work: (trx: Tx) => Promise<T>): Promise<T> {
+  const deadline = performance.now() + CHANGE_WAIT_MS;
+  let pause = 5;
+  for (;;) {
+    const done = await db.transaction().execute(async (trx) => {
+      const r = await sql<{ got: boolean }>`select pg_try_advisory_xact_lock(${CUSTOMER_DATA_LOCK_CLASS}, hashtext(${customerId})) as got`.execute(trx);
+      if (!r.rows[0]?.got) return BUSY;
+      return { value: await work(trx) };
+    });
+    if (done !== BUSY) return done.value;
+    if (performance.now() + pause >= deadline) throw customerDataBusy(CHANGE_WAIT_MS);
+    await new Promise((resolve) => setTimeout(resolve, pause));
+    // Another change holds it for milliseconds; a restore, for seconds or minutes.
+    pause = Math.min(pause * 2, 250);
   }
-  // Local to the transaction, and put back at once: the change's own row locks wait as before.
-  await sql`select set_config('lock_timeout', ${`${Math.max(1, Math.round(opts.waitMs))}ms`}, true)`.execute(trx);
-  try {
-    await sql`select pg_advisory_xact_lock(${CUSTOMER_DATA_LOCK_CLASS}, hashtext(${customerId}))`.execute(trx);
-  } catch (err) {
-    // 55P03 lock_not_available: the wait ran out (the transaction is aborted; the caller's rolls back).
-    if ((err as { code?: unknown }).code === '55P03') throw customerDataBusy(opts.waitMs);
-    throw err;
-  }
-  await sql`set local lock_timeout to default`.execute(trx);
 }
 
 function customerDataBusy(waitedMs: number): HokanError {

@@ -5,7 +5,7 @@ import type { Db, DbOrTx } from '../core/db/database.js';
 import { errors, HokanError } from '../core/errors.js';
 import { bi } from '../core/i18n.js';
 import type { BlobStore } from '../storage/index.js';
-import { CHANGE_WAIT_MS, lockCustomerData, logDataAccess, logDataRead } from './access-log.js';
+import { changeCustomerData, logDataAccess, logDataRead } from './access-log.js';
 import type { DataAccessor } from './records.js';
 
 export interface FileView {
@@ -66,8 +66,7 @@ export async function uploadFile(db: Db, clock: Clock, store: BlobStore, who: Da
         [{ path: 'x-content-sha256', message: `received content has sha256 ${stored.sha256}` }],
       );
     }
-    return await db.transaction().execute(async (trx) => {
-      await lockCustomerData(trx, who.customerId, { waitMs: CHANGE_WAIT_MS });
+    return await changeCustomerData(db, who.customerId, async (trx) => {
       const row = await trx
         .insertInto('data_files')
         .values({ customer_id: who.customerId, id, name: input.name, content_type: input.contentType, size: stored.size, sha256: stored.sha256, blob_key: key, created_at: clock.now() })
@@ -113,8 +112,7 @@ export async function listFiles(db: Db, clock: Clock, who: DataAccessor, opts: {
 
 /** The row goes first (atomically with its log entry); the object follows once that committed. */
 export async function deleteFile(db: Db, clock: Clock, store: BlobStore, who: DataAccessor, id: string): Promise<void> {
-  const key = await db.transaction().execute(async (trx) => {
-    await lockCustomerData(trx, who.customerId, { waitMs: CHANGE_WAIT_MS });
+  const key = await changeCustomerData(db, who.customerId, async (trx) => {
     const row = await trx.selectFrom('data_files').select(['blob_key']).where('customer_id', '=', who.customerId).where('id', '=', id).forUpdate().executeTakeFirst();
     if (!row) throw errors.notFound('ファイル / file', id);
     await trx.deleteFrom('data_files').where('customer_id', '=', who.customerId).where('id', '=', id).execute();

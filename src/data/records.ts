@@ -4,7 +4,7 @@ import type { Clock } from '../core/clock.js';
 import type { Db, DbOrTx, Tx } from '../core/db/database.js';
 import { errors, HokanError } from '../core/errors.js';
 import { bi } from '../core/i18n.js';
-import { CHANGE_WAIT_MS, lockCustomerData, logDataAccess, logDataRead } from './access-log.js';
+import { changeCustomerData, logDataAccess, logDataRead } from './access-log.js';
 
 /** Who is touching a customer's data; the customer comes from the credential, never from input. */
 export interface DataAccessor {
@@ -65,8 +65,7 @@ async function lockedRecord(trx: Tx, who: DataAccessor, collection: string, id: 
 }
 
 export async function createRecord(db: Db, clock: Clock, who: DataAccessor, collection: string, input: { id: string; data: Record<string, unknown> }): Promise<RecordView> {
-  return db.transaction().execute(async (trx) => {
-    await lockCustomerData(trx, who.customerId, { waitMs: CHANGE_WAIT_MS });
+  return changeCustomerData(db, who.customerId, async (trx) => {
     const now = clock.now();
     const row = await trx
       .insertInto('data_records')
@@ -95,8 +94,7 @@ export async function getRecord(db: Db, clock: Clock, who: DataAccessor, collect
 
 /** Optimistic concurrency: the caller names the version it read (If-Match); a stale one is 412. */
 export async function updateRecord(db: Db, clock: Clock, who: DataAccessor, collection: string, id: string, expectedVersion: number, data: Record<string, unknown>): Promise<RecordView> {
-  return db.transaction().execute(async (trx) => {
-    await lockCustomerData(trx, who.customerId, { waitMs: CHANGE_WAIT_MS });
+  return changeCustomerData(db, who.customerId, async (trx) => {
     const current = await lockedRecord(trx, who, collection, id, expectedVersion);
     const row = await trx
       .updateTable('data_records')
@@ -112,8 +110,7 @@ export async function updateRecord(db: Db, clock: Clock, who: DataAccessor, coll
 }
 
 export async function deleteRecord(db: Db, clock: Clock, who: DataAccessor, collection: string, id: string, expectedVersion: number | null): Promise<void> {
-  await db.transaction().execute(async (trx) => {
-    await lockCustomerData(trx, who.customerId, { waitMs: CHANGE_WAIT_MS });
+  await changeCustomerData(db, who.customerId, async (trx) => {
     await lockedRecord(trx, who, collection, id, expectedVersion);
     await trx.deleteFrom('data_records').where('customer_id', '=', who.customerId).where('collection', '=', collection).where('id', '=', id).execute();
     await logDataAccess(trx, clock, { ...who, operation: 'delete', targetType: 'record', collection, targetId: id });

@@ -120,15 +120,17 @@ describe.each(databaseKinds)('R10.4 a restore rewrites only what differs, on %s'
     return { release, done };
   };
   const waitingForLock = async (n: number) => {
-    // Bounded: the sessions are queued on the advisory lock within a few round trips. pg_locks is
-    // the whole server's; this file's database is its own.
-    for (let i = 0; i < 200; i++) {
+    // Against a deadline: a restore reads the backup's manifest before it asks for the lock, which
+    // takes a while on a loaded machine. pg_locks is the whole server's; this file's database is
+    // its own.
+    const deadline = Date.now() + 15_000;
+    for (;;) {
       const r = await sql<{ n: number }>`select count(*)::int as n from pg_locks
           where locktype = 'advisory' and not granted and database = (select oid from pg_database where datname = current_database())`.execute(app.ctx.db);
       if (r.rows[0]!.n === n) return;
-      await new Promise((resolve) => setImmediate(resolve));
+      if (Date.now() > deadline) throw new Error(`expected ${n} sessions waiting for the customer's data lock, found ${r.rows[0]!.n}`);
+      await new Promise((resolve) => setTimeout(resolve, 10));
     }
-    throw new Error(`expected ${n} sessions waiting for the customer's data lock`);
   };
 
   // Two sessions are needed: PGlite has one, so there nothing can run beside a restore anyway.
@@ -140,10 +142,11 @@ describe.each(databaseKinds)('R10.4 a restore rewrites only what differs, on %s'
     let change: Promise<unknown> = Promise.resolve();
     try {
       await waitingForLock(1);
+      // A change tries the lock and, finding it taken, ends its transaction and tries again later:
+      // it holds no connection while it waits (decision 0030).
       change = createRecord(db, app.clock, { customerId, actor, sourceIp: null }, 'care-notes', { id: 'written-during-restore', data: { later: true } });
-      await waitingForLock(2);
-      // Both wait before touching the customer's records: neither holds a lock on data_records yet
-      // (the restore used to take the lock last, after its changes; a change, after its insert).
+      // The restore waits before touching the customer's records: it holds no lock on them yet (it
+      // used to take the lock last, after its changes).
       const touching = await sql<{ n: number }>`select count(*)::int as n from pg_locks l join pg_class c on c.oid = l.relation
           where c.relname in ('data_records', 'data_files') and l.database = (select oid from pg_database where datname = current_database())
             and l.pid in (select pid from pg_locks where locktype = 'advisory' and not granted)`.execute(db);
@@ -154,6 +157,7 @@ describe.each(databaseKinds)('R10.4 a restore rewrites only what differs, on %s'
     } finally {
       inProgress.release();
       await inProgress.done;
+      await Promise.allSettled([restore, change]);
     }
     await restore;
     await change;
@@ -181,6 +185,7 @@ describe.each(databaseKinds)('R10.4 a restore rewrites only what differs, on %s'
     } finally {
       change.release();
       await change.done;
+      await Promise.allSettled([purge, restore]);
     }
     expect(await purge).toMatchObject({ customer: { id: customerId } });
     await expect(restore).rejects.toBeInstanceOf(CustomerKeyDestroyedError);

@@ -202,16 +202,19 @@ describe.each(databaseKinds)('R3.1 data API on %s', (kind) => {
     const filesBefore = (await app.request({ method: 'GET', url: '/api/v1/data/files?limit=500', token: a.token })).json().files.length;
     try {
       const body = randomBytes(64 * 1024);
-      const [record, file, read, other] = await Promise.all([
-        app.request({ method: 'POST', url: recordsUrl(), token: a.token, payload: { id: 'during-restore', data: {} } }),
-        app.request({ method: 'POST', url: '/api/v1/data/files?name=during.bin', token: a.token, headers: { 'content-type': 'application/octet-stream' }, payload: body }),
-        // Reads are not held up, nor are another customer's changes.
+      // More waiting changes than the pool has connections (10): waiting holds none, so reads and
+      // another customer's changes are still answered.
+      const writes = Array.from({ length: 12 }, (_, i) => app.request({ method: 'POST', url: recordsUrl(), token: a.token, payload: { id: `during-restore-${i}`, data: {} } }));
+      const upload = app.request({ method: 'POST', url: '/api/v1/data/files?name=during.bin', token: a.token, headers: { 'content-type': 'application/octet-stream' }, payload: body });
+      const started = Date.now();
+      const [read, other] = await Promise.all([
         app.request({ method: 'GET', url: recordsUrl(), token: a.token }),
         app.request({ method: 'POST', url: recordsUrl(), token: b.token, payload: { id: 'beni-during', data: {} } }),
       ]);
       expect(read.statusCode).toBe(200);
       expect(other.statusCode).toBe(201);
-      for (const res of [record, file]) {
+      expect(Date.now() - started).toBeLessThan(5_000);
+      for (const res of [...(await Promise.all(writes)), await upload]) {
         expect(res.statusCode).toBe(503);
         expect(res.headers['retry-after']).toBe('30');
         expect(res.json().error).toMatchObject({ code: 'service_unavailable', message: { ja: expect.stringContaining('復元'), en: expect.stringContaining('restored') } });
@@ -222,7 +225,7 @@ describe.each(databaseKinds)('R3.1 data API on %s', (kind) => {
     }
     // Nothing of the refused changes was kept, not even the uploaded bytes; once the lock is free,
     // changes go through again.
-    expect((await app.request({ method: 'GET', url: `${recordsUrl()}/during-restore`, token: a.token })).statusCode).toBe(404);
+    expect((await app.request({ method: 'GET', url: `${recordsUrl()}/during-restore-0`, token: a.token })).statusCode).toBe(404);
     expect((await app.request({ method: 'GET', url: '/api/v1/data/files?limit=500', token: a.token })).json().files.length).toBe(filesBefore);
     const orphans: string[] = [];
     for await (const o of app.ctx.files.list(`customers/${a.customerId}/`)) orphans.push(o.key);
