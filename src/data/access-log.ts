@@ -59,30 +59,55 @@ export async function lockCustomerData(trx: Tx, customerId: string): Promise<voi
   await sql`select pg_advisory_xact_lock(${CUSTOMER_DATA_LOCK_CLASS}, hashtext(${customerId}))`.execute(trx);
 }
 
-const BUSY = Symbol('customer data busy');
+/**
+ * Changes of one customer waiting in this process, per database: only the first of them waits for
+ * the lock in the database, holding a pooled connection; the others wait here, holding none.
+ */
+const waitingChanges = new WeakMap<Db, Map<string, Promise<void>>>();
 
 /**
- * Runs a change to the customer's records or files in a transaction that holds the customer's data
- * lock first. The lock is only tried, never waited for inside the transaction: when another
- * transaction holds it (a restore, or another change), this one ends at once, its connection goes
- * back to the pool, and it is tried again after a short pause. Waiting inside the transaction would
- * keep a pooled connection per waiting request for as long as a restore runs, and ten of them would
- * leave none for anyone else. After CHANGE_WAIT_MS the change is refused (503, Retry-After).
+ * Runs a change to the customer's records or files in a transaction that takes the customer's data
+ * lock first (decision 0030). Changes of one customer queue in this process, so at most one of them
+ * per process waits in the database: waiting in the database holds a pooled connection, and during
+ * a long restore ten waiting requests would leave none for anyone else. Within the queue and then
+ * for the lock, a change waits at most CHANGE_WAIT_MS in all; then it is refused (503, Retry-After).
  */
 export async function changeCustomerData<T>(db: Db, customerId: string, work: (trx: Tx) => Promise<T>): Promise<T> {
   const deadline = performance.now() + CHANGE_WAIT_MS;
-  let pause = 5;
-  for (;;) {
-    const done = await db.transaction().execute(async (trx) => {
-      const r = await sql<{ got: boolean }>`select pg_try_advisory_xact_lock(${CUSTOMER_DATA_LOCK_CLASS}, hashtext(${customerId})) as got`.execute(trx);
-      if (!r.rows[0]?.got) return BUSY;
-      return { value: await work(trx) };
+  let queues = waitingChanges.get(db);
+  if (!queues) waitingChanges.set(db, (queues = new Map()));
+  const before = queues.get(customerId) ?? Promise.resolve();
+  let done!: () => void;
+  const mine = new Promise<void>((resolve) => (done = resolve));
+  const turn = before.then(() => mine);
+  queues.set(customerId, turn);
+  try {
+    let timer: NodeJS.Timeout | undefined;
+    const inTime = await Promise.race([
+      before.then(() => true),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), CHANGE_WAIT_MS))),
+    ]);
+    clearTimeout(timer);
+    const left = Math.round(deadline - performance.now());
+    if (!inTime || left <= 0) throw customerDataBusy(CHANGE_WAIT_MS);
+    return await db.transaction().execute(async (trx) => {
+      // Local to the transaction, and put back at once: the change's own row locks wait as before.
+      await sql`select set_config('lock_timeout', ${`${left}ms`}, true)`.execute(trx);
+      try {
+        await lockCustomerData(trx, customerId);
+      } catch (err) {
+        // 55P03 lock_not_available: the wait ran out (the transaction is aborted and rolls back).
+        if ((err as { code?: unknown }).code === '55P03') throw customerDataBusy(CHANGE_WAIT_MS);
+        throw err;
+      }
+      await sql`set local lock_timeout to default`.execute(trx);
+      return work(trx);
     });
-    if (done !== BUSY) return done.value;
-    if (performance.now() + pause >= deadline) throw customerDataBusy(CHANGE_WAIT_MS);
-    await new Promise((resolve) => setTimeout(resolve, pause));
-    // Another change holds it for milliseconds; a restore, for seconds or minutes.
-    pause = Math.min(pause * 2, 250);
+  } finally {
+    // The next change's turn comes when this one is over, or, if this one gave up in the queue,
+    // when the change before it is over.
+    done();
+    if (queues.get(customerId) === turn) queues.delete(customerId);
   }
 }
 

@@ -142,11 +142,10 @@ describe.each(databaseKinds)('R10.4 a restore rewrites only what differs, on %s'
     let change: Promise<unknown> = Promise.resolve();
     try {
       await waitingForLock(1);
-      // A change tries the lock and, finding it taken, ends its transaction and tries again later:
-      // it holds no connection while it waits (decision 0030).
       change = createRecord(db, app.clock, { customerId, actor, sourceIp: null }, 'care-notes', { id: 'written-during-restore', data: { later: true } });
-      // The restore waits before touching the customer's records: it holds no lock on them yet (it
-      // used to take the lock last, after its changes).
+      await waitingForLock(2);
+      // Both wait before touching the customer's records: neither holds a lock on data_records yet
+      // (the restore used to take the lock last, after its changes; a change, after its insert).
       const touching = await sql<{ n: number }>`select count(*)::int as n from pg_locks l join pg_class c on c.oid = l.relation
           where c.relname in ('data_records', 'data_files') and l.database = (select oid from pg_database where datname = current_database())
             and l.pid in (select pid from pg_locks where locktype = 'advisory' and not granted)`.execute(db);
