@@ -91,16 +91,21 @@ export async function changeCustomerData<T>(db: Db, customerId: string, work: (t
     const left = Math.round(deadline - performance.now());
     if (!inTime || left <= 0) throw customerDataBusy(CHANGE_WAIT_MS);
     return await db.transaction().execute(async (trx) => {
-      // Local to the transaction, and put back at once: the change's own row locks wait as before.
-      await sql`select set_config('lock_timeout', ${`${left}ms`}, true)`.execute(trx);
-      try {
-        await lockCustomerData(trx, customerId);
-      } catch (err) {
-        // 55P03 lock_not_available: the wait ran out (the transaction is aborted and rolls back).
-        if ((err as { code?: unknown }).code === '55P03') throw customerDataBusy(CHANGE_WAIT_MS);
-        throw err;
+      // Mostly free (this process's changes of the customer are queued above): one statement then.
+      const first = await sql<{ got: boolean }>`select pg_try_advisory_xact_lock(${CUSTOMER_DATA_LOCK_CLASS}, hashtext(${customerId})) as got`.execute(trx);
+      if (!first.rows[0]?.got) {
+        // Held by a restore, a purge or another process: wait for what is left of the time.
+        // Local to the transaction, and put back at once: the change's own row locks wait as before.
+        await sql`select set_config('lock_timeout', ${`${left}ms`}, true)`.execute(trx);
+        try {
+          await lockCustomerData(trx, customerId);
+        } catch (err) {
+          // 55P03 lock_not_available: the wait ran out (the transaction is aborted and rolls back).
+          if ((err as { code?: unknown }).code === '55P03') throw customerDataBusy(CHANGE_WAIT_MS);
+          throw err;
+        }
+        await sql`set local lock_timeout to default`.execute(trx);
       }
-      await sql`set local lock_timeout to default`.execute(trx);
       return work(trx);
     });
   } finally {
