@@ -73,7 +73,7 @@ describe('the embedded database directory', () => {
     const dir = tempDir();
     fs.mkdirSync(path.join(dir, 'pglite'));
     fs.writeFileSync(path.join(dir, 'pglite', 'notes.txt'), 'not a database');
-    await expect(openDatabase({ kind: 'pglite', dataDir: dir })).rejects.toThrow(/neither empty nor an embedded database/);
+    await expect(openDatabase({ kind: 'pglite', dataDir: dir })).rejects.toThrow(/HOKAN_DATA_DIR: .* is neither empty nor an embedded database/);
     expect(fs.readdirSync(path.join(dir, 'pglite'))).toEqual(['notes.txt']);
     // The refusal let go of the directory's lock: nothing else is left behind.
     expect(fs.readdirSync(dir).sort()).toEqual(['pglite']);
@@ -82,6 +82,6 @@ describe('the embedded database directory', () => {
   it('refuses a data directory that is a file', async () => {
     const dir = tempDir();
     fs.writeFileSync(path.join(dir, 'pglite'), 'a file');
-    await expect(openDatabase({ kind: 'pglite', dataDir: dir })).rejects.toThrow(/is not a directory/);
+    await expect(openDatabase({ kind: 'pglite', dataDir: dir })).rejects.toThrow(/HOKAN_DATA_DIR: .* is not a directory/);
   });
 });

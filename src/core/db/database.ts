@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Kysely, Migrator, PostgresDialect, type Transaction } from 'kysely';
 import pg from 'pg';
+import { ConfigError } from '../config.js';
 import { ConnectionHealth } from './connection-health.js';
 import { copyCapablePool } from './copy.js';
 import { acquireDataDirLock, type DataDirLock } from './data-dir-lock.js';
@@ -62,11 +63,11 @@ const BUILD_PREFIX = '.initdb-';
  */
 export async function initEmbeddedDataDir(dataDir: string, script = PGLITE_INITDB): Promise<void> {
   if (fs.existsSync(path.join(dataDir, 'PG_VERSION'))) return;
-  if (fs.existsSync(dataDir) && !fs.statSync(dataDir).isDirectory()) throw new Error(`${dataDir} is not a directory; move it away or point HOKAN_DATA_DIR elsewhere`);
+  if (fs.existsSync(dataDir) && !fs.statSync(dataDir).isDirectory()) throw new ConfigError([`HOKAN_DATA_DIR: ${dataDir} is not a directory; move it away or point HOKAN_DATA_DIR elsewhere`]);
   fs.mkdirSync(dataDir, { recursive: true });
   for (const e of fs.readdirSync(dataDir)) if (e.startsWith(BUILD_PREFIX)) fs.rmSync(path.join(dataDir, e), { recursive: true, force: true });
   if (fs.readdirSync(dataDir).length > 0) {
-    throw new Error(`${dataDir} is neither empty nor an embedded database (it has no PG_VERSION); move its contents away or point HOKAN_DATA_DIR elsewhere`);
+    throw new ConfigError([`HOKAN_DATA_DIR: ${dataDir} is neither empty nor an embedded database (it has no PG_VERSION); move its contents away or point HOKAN_DATA_DIR elsewhere`]);
   }
   const building = path.join(dataDir, `${BUILD_PREFIX}${randomBytes(4).toString('hex')}`);
   try {
