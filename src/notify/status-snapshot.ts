@@ -107,13 +107,22 @@ export async function statusSnapshot(db: DbOrTx, clock: Clock): Promise<StatusSn
     const keys = incComp.get(id);
     return keys && keys.length ? keys.includes(key) : publicIds.has(id);
   };
+  // An emergency stop linked to components counts for those. An unlinked one counts for every
+  // component, as an unlinked planned stop does: the console's form links none, and a stop of the
+  // whole service must not leave the page saying all is well. One that stops only some customers
+  // degrades the components without counting as downtime, and the page does not say whose.
+  const emergencyEffect = (s: (typeof stops)[number], key: string): 'outage' | 'degraded' | null => {
+    const keys = stopComp.get(s.id);
+    if (keys && keys.length > 0) return keys.includes(key) ? 'outage' : null;
+    return s.customerIds === null ? 'outage' : 'degraded';
+  };
   const today = japanDateOf(now);
   const firstDay = addDays(today, -(DAYS - 1));
 
   const out: StatusComponent[] = components.map((c) => {
     const incs = incidents.filter((i) => incidentAffects(i.id, c.key));
     const down: Array<Interval & { sev: Worst }> = incs.map((i) => Object.assign([new Date(i.times.occurred).getTime(), i.times.recovered ? new Date(i.times.recovered).getTime() : t] as Interval, { sev: i.severity as Worst }));
-    for (const s of stops.filter((x) => x.kind === 'emergency' && (stopComp.get(x.id) ?? []).includes(c.key))) {
+    for (const s of stops.filter((x) => x.kind === 'emergency' && x.startsAt.getTime() < t && emergencyEffect(x, c.key) === 'outage')) {
       down.push(Object.assign([s.startsAt.getTime(), (s.endedAt ?? s.endsAt)?.getTime() ?? t] as Interval, { sev: 'critical' as Worst }));
     }
     const maintenance: Interval[] = stops
@@ -144,7 +153,8 @@ export async function statusSnapshot(db: DbOrTx, clock: Clock): Promise<StatusSn
     for (const i of incs.filter((x) => !x.times.recovered)) raise(i.severity === 'critical' ? 'outage' : 'degraded');
     for (const s of stops.filter((x) => stopState(x, now) === 'in_progress')) {
       const keys = stopComp.get(s.id);
-      if (s.kind === 'emergency' && (keys ?? []).includes(c.key)) raise('outage');
+      const effect = s.kind === 'emergency' ? emergencyEffect(s, c.key) : null;
+      if (effect) raise(effect);
       if (s.kind === 'planned' && affects(keys, c.key)) raise('maintenance');
     }
     return { key: c.key, name: c.name, status, days };

@@ -396,6 +396,32 @@ describe.each(databaseKinds)('notices on %s', (kind) => {
     expect(await sweep()).toEqual([]);
     await deliver();
     expect(mailsTo('joho@hana.example.jp').map((m) => m.subject)).toEqual(['【緊急】サービス緊急停止のお知らせ']);
+    // The status page: a stop of one customer degrades the components, and does not say whose.
+    const scoped = await statusSnapshot(app.ctx.db, app.clock);
+    expect(scoped.overall).toBe('degraded');
+    expect(scoped.components.map((c) => c.status)).toEqual(['degraded', 'degraded']);
+    expect(scoped.components.find((x) => x.key === 'api')!.days.at(-1)!.worst).not.toBe('critical');
+    expect(JSON.stringify(scoped)).not.toContain(customerId);
     await app.request({ method: 'POST', url: `/api/v1/stops/${em.json().stop.id}/end`, cookie: ops, payload: { note: 'x' } });
+    expect((await statusSnapshot(app.ctx.db, app.clock)).overall).toBe('operational');
+
+    // An emergency stop of every customer, linked to no component (as the console makes it), is an
+    // outage of every component on the status page, and its time counts against the day.
+    const whole = await app.request({ method: 'POST', url: '/api/v1/stops/emergency', cookie: ops, payload: { cause: 'environment_failure', description: '設備故障のため' } });
+    expect(whole.statusCode).toBe(201);
+    const stoppedAt = app.clock.now().getTime();
+    app.clock.set(new Date(stoppedAt + 30 * 60_000));
+    const down = await statusSnapshot(app.ctx.db, app.clock);
+    expect(down.overall).toBe('outage');
+    expect(down.components.map((c) => c.status)).toEqual(['outage', 'outage']);
+    for (const c of down.components) {
+      const day = c.days[c.days.length - 1]!;
+      expect(day.worst).toBe('critical');
+      expect(day.availabilityPct!).toBeLessThan(100);
+    }
+    expect((await app.request({ method: 'POST', url: `/api/v1/stops/${whole.json().stop.id}/end`, cookie: ops, payload: { note: 'x' } })).statusCode).toBe(200);
+    const after = await statusSnapshot(app.ctx.db, app.clock);
+    expect(after.overall).toBe('operational');
+    expect(after.components.find((x) => x.key === 'api')!.days.at(-1)!.worst).toBe('critical');
   });
 });
