@@ -154,40 +154,47 @@ export interface NewIncident {
 }
 
 export async function openIncident(db: Db, clock: Clock, actor: Actor, input: NewIncident): Promise<IncidentView> {
+  return db.transaction().execute((trx) => openIncidentIn(trx, clock, actor, input));
+}
+
+/**
+ * `openIncident` inside the caller's transaction: what opened it (a monitor, an alert, a round)
+ * links it in the same commit, so a crash between the two can neither lose the incident's link
+ * nor, on a retry, open the same outage twice.
+ */
+export async function openIncidentIn(trx: Tx, clock: Clock, actor: Actor, input: NewIncident): Promise<IncidentView> {
   const now = clock.now();
   const detectedAt = input.detectedAt ?? now;
   if (input.occurredAt.getTime() > now.getTime()) throw errors.invalidField('occurredAt', '発生時刻が未来です。', 'must not be in the future');
   if (detectedAt.getTime() < input.occurredAt.getTime()) throw errors.invalidField('detectedAt', '検知時刻が発生時刻より前です。', 'must not be before occurredAt');
   if (detectedAt.getTime() > now.getTime()) throw errors.invalidField('detectedAt', '検知時刻が未来です。', 'must not be in the future');
-  return db.transaction().execute(async (trx) => {
-    const ids = [...new Set(input.customerIds ?? [])];
-    if (ids.length) {
-      const found = await trx.selectFrom('customers').select('id').where('id', 'in', ids).execute();
-      const missing = ids.filter((id) => !found.some((f) => f.id === id));
-      if (missing.length) throw errors.invalidField('customerIds', `不明なお客様: ${missing.join(', ')}`, `unknown customers: ${missing.join(', ')}`);
-    }
-    const row = await trx
-      .insertInto('incidents')
-      .values({
-        id: randomUUID(),
-        title: input.title,
-        severity: input.severity,
-        cause: input.cause ?? null,
-        opened_by: actor.label,
-        occurred_at: input.occurredAt,
-        detected_at: detectedAt,
-        entirely_unusable: input.entirelyUnusable ?? false,
-        provider_fault: true,
-        exclusion: null,
-        all_customers: ids.length === 0,
-        created_at: now,
-      })
-      .returningAll()
-      .executeTakeFirstOrThrow();
-    if (ids.length) await trx.insertInto('incident_customers').values(ids.map((customer_id) => ({ incident_id: row.id, customer_id }))).execute();
-    await appendAudit(trx, clock, { actor, action: 'incident.opened', subjectType: 'incident', subjectId: row.id, details: { title: row.title, severity: row.severity, cause: row.cause, occurredAt: row.occurred_at.toISOString(), detectedAt: row.detected_at.toISOString() } });
-    return view(row, ids.length ? ids : 'all', now);
-  });
+  const ids = [...new Set(input.customerIds ?? [])];
+  if (ids.length) {
+    const found = await trx.selectFrom('customers').select('id').where('id', 'in', ids).execute();
+    const missing = ids.filter((id) => !found.some((f) => f.id === id));
+    if (missing.length) throw errors.invalidField('customerIds', `不明なお客様: ${missing.join(', ')}`, `unknown customers: ${missing.join(', ')}`);
+  }
+  const row = await trx
+    .insertInto('incidents')
+    .values({
+      id: randomUUID(),
+      title: input.title,
+      severity: input.severity,
+      cause: input.cause ?? null,
+      opened_by: actor.label,
+      occurred_at: input.occurredAt,
+      detected_at: detectedAt,
+      entirely_unusable: input.entirelyUnusable ?? false,
+      provider_fault: true,
+      exclusion: null,
+      all_customers: ids.length === 0,
+      created_at: now,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  if (ids.length) await trx.insertInto('incident_customers').values(ids.map((customer_id) => ({ incident_id: row.id, customer_id }))).execute();
+  await appendAudit(trx, clock, { actor, action: 'incident.opened', subjectType: 'incident', subjectId: row.id, details: { title: row.title, severity: row.severity, cause: row.cause, occurredAt: row.occurred_at.toISOString(), detectedAt: row.detected_at.toISOString() } });
+  return view(row, ids.length ? ids : 'all', now);
 }
 
 const MILESTONE_COLUMN = { first_notice: 'first_notice_at', recovered: 'recovered_at', recovery_notice: 'recovery_notice_at', report: 'report_at' } as const;

@@ -6,7 +6,7 @@ import type { Clock } from '../core/clock.js';
 import type { Db, DbOrTx, Tx } from '../core/db/database.js';
 import type { HardwareAlertsTable } from '../core/db/schema.js';
 import { formatJapanDateTime } from '../core/japan-time.js';
-import { openIncident } from '../incidents/incidents.js';
+import { openIncidentIn } from '../incidents/incidents.js';
 import { queueEmail } from '../notify/outbox.js';
 import type { Metric } from './hardware-metrics.js';
 import { compare, type RuleRow } from './hardware-rules.js';
@@ -172,6 +172,7 @@ export async function openPendingIncidents(db: Db, clock: Clock): Promise<string
     .limit(100)
     .execute();
   const opened: string[] = [];
+  let failure: unknown;
   for (const a of pending) {
     const claimed = await db
       .updateTable('hardware_alerts')
@@ -184,15 +185,27 @@ export async function openPendingIncidents(db: Db, clock: Clock): Promise<string
     if (!claimed) continue;
     const m = METRIC_LABELS[a.metric as Metric];
     const occurredAt = a.started_at.getTime() <= a.raised_at.getTime() ? a.started_at : a.raised_at;
-    const incident = await openIncident(db, clock, MONITOR, {
-      title: `ハードウェア監視: ${a.host_name} ${m.ja}（${a.rule_name}） / Hardware: ${a.host_name} ${m.en}`.slice(0, 200),
-      severity: a.severity as 'critical' | 'major',
-      occurredAt,
-      detectedAt: a.raised_at.getTime() <= now.getTime() ? a.raised_at : now,
-    });
-    await db.updateTable('hardware_alerts').set({ incident_id: incident.id }).where('id', '=', a.id).execute();
-    opened.push(incident.id);
+    try {
+      // Opened and linked in one commit: a crash between the two would leave the alert unlinked,
+      // and the next run, once the claim's lease ran out, would open the same outage again.
+      const incident = await db.transaction().execute(async (trx) => {
+        const inc = await openIncidentIn(trx, clock, MONITOR, {
+          title: `ハードウェア監視: ${a.host_name} ${m.ja}（${a.rule_name}） / Hardware: ${a.host_name} ${m.en}`.slice(0, 200),
+          severity: a.severity as 'critical' | 'major',
+          occurredAt,
+          detectedAt: a.raised_at.getTime() <= now.getTime() ? a.raised_at : now,
+        });
+        await trx.updateTable('hardware_alerts').set({ incident_id: inc.id }).where('id', '=', a.id).execute();
+        return inc;
+      });
+      opened.push(incident.id);
+    } catch (err) {
+      // One alert that cannot be opened must not hold back the others; it is tried again once its
+      // claim runs out, and the run still fails so the job's log shows it.
+      failure ??= err;
+    }
   }
+  if (failure !== undefined) throw failure;
   return opened;
 }
 

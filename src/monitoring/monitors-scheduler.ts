@@ -9,7 +9,7 @@ import { systemActor } from '../core/audit/audit-log.js';
 import type { Clock } from '../core/clock.js';
 import type { Db } from '../core/db/database.js';
 import { isHokanError } from '../core/errors.js';
-import { getIncident, openIncident, recordMilestone } from '../incidents/incidents.js';
+import { getIncident, openIncidentIn, recordMilestone } from '../incidents/incidents.js';
 import { checkPeriodS, monitorCustomers, targetOfRow, type MonitorRow, type MonitorTarget } from './monitors.js';
 import { probeDns, probeHttp, probeTcp, probeTls, type ProbeResult } from './service-probes.js';
 
@@ -278,6 +278,9 @@ export class MonitorScheduler {
       try {
         if (s.wentDownSince) await this.#wentDown(r, s.wentDownSince, summary);
         else if (s.recoveredAt) await this.#recovered(r.monitor, s.recoveredAt, summary);
+        // Still down, and the incident could not be opened when it went down (the database
+        // failed then): opened now, so no outage goes without its incident and its clocks.
+        else if (s.state === 'down' && s.fail_streak > 0 && s.streak_started_at && !r.monitor.open_incident_id) await this.#wentDown(r, s.streak_started_at, summary);
       } catch (err) {
         this.#logger?.error({ monitor: r.monitor.id, err: err instanceof Error ? err.message : String(err) }, 'monitor state change could not be recorded');
       }
@@ -292,14 +295,17 @@ export class MonitorScheduler {
       if (prior && prior.times.recovered === null) return;
     }
     const customers = await monitorCustomers(this.#db, m.id);
-    const incident = await openIncident(this.#db, this.#clock, systemActor(`monitor:${m.name}`.slice(0, 200)), {
-      title: `監視「${m.name}」が障害を検知（${m.component}） / Monitor "${m.name}" detected a failure (${m.component})`.slice(0, 200),
-      severity: m.severity,
-      occurredAt: since,
-      detectedAt: this.#clock.now(),
-      ...(customers === 'all' ? {} : { customerIds: customers }),
+    const incident = await this.#db.transaction().execute(async (trx) => {
+      const opened = await openIncidentIn(trx, this.#clock, systemActor(`monitor:${m.name}`.slice(0, 200)), {
+        title: `監視「${m.name}」が障害を検知（${m.component}） / Monitor "${m.name}" detected a failure (${m.component})`.slice(0, 200),
+        severity: m.severity,
+        occurredAt: since,
+        detectedAt: this.#clock.now(),
+        ...(customers === 'all' ? {} : { customerIds: customers }),
+      });
+      await trx.updateTable('monitors').set({ open_incident_id: opened.id }).where('id', '=', m.id).execute();
+      return opened;
     });
-    await this.#db.updateTable('monitors').set({ open_incident_id: incident.id }).where('id', '=', m.id).execute();
     this.stats.incidentsOpened++;
     summary.opened.push(incident.id);
     this.#logger?.warn({ monitor: m.id, incident: incident.id, occurredAt: since.toISOString(), error: r.probe.error }, 'monitor down: incident opened');

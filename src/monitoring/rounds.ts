@@ -7,7 +7,7 @@ import type { Db, DbOrTx } from '../core/db/database.js';
 import type { RoundChecklistsTable } from '../core/db/schema.js';
 import { errors } from '../core/errors.js';
 import { formatJapanDateTime } from '../core/japan-time.js';
-import { openIncident } from '../incidents/incidents.js';
+import { openIncidentIn } from '../incidents/incidents.js';
 import { queueEmail } from '../notify/outbox.js';
 
 /**
@@ -184,31 +184,29 @@ export async function recordRound(db: Db, clock: Clock, actor: Actor, input: { c
     if (missing.length) throw errors.invalidField('results', `未記入の項目があります: ${missing.join(', ')}`, `every item must be answered; missing: ${missing.join(', ')}`);
     const results: RoundResult[] = input.results.map((r) => ({ itemKey: r.itemKey, label: byKey.get(r.itemKey)!.label, status: r.status, note: r.note, incidentId: null }));
     const findings = results.filter((r) => r.status === 'finding').length;
+    // The findings' incidents open in the round's own commit: a round is never kept with a finding
+    // whose incident failed to open, and a retry after a failure does not record the round twice.
+    for (const r of input.results) {
+      if (!r.incident) continue;
+      const at = results.findIndex((x) => x.itemKey === r.itemKey);
+      const result = results[at]!;
+      const incident = await openIncidentIn(trx, clock, actor, {
+        title: (r.incident.title ?? `目視巡回での所見: ${result.label}（${checklist.name}） / Visual round finding: ${result.label}`).slice(0, 200),
+        severity: r.incident.severity,
+        occurredAt: performedAt,
+        detectedAt: performedAt,
+      });
+      results[at] = { ...result, incidentId: incident.id };
+    }
     const row = await trx
       .insertInto('rounds')
       .values({ id: randomUUID(), checklist_id: checklist.id, checklist_version: checklist.current_version, performed_by: actor.label, performed_by_id: actor.id, performed_at: performedAt, recorded_at: now, results: JSON.stringify(results), findings })
       .returningAll()
       .executeTakeFirstOrThrow();
     await appendAudit(trx, clock, { actor, action: 'round.recorded', subjectType: 'round', subjectId: row.id, details: { checklistId: checklist.id, version: checklist.current_version, performedAt: performedAt.toISOString(), findings } });
-    return { row, checklistName: checklist.name };
+    return row;
   });
-  const results = parse<RoundResult[]>(round.row.results);
-  let linked = false;
-  for (const r of input.results) {
-    if (!r.incident) continue;
-    const result = results.find((x) => x.itemKey === r.itemKey)!;
-    const incident = await openIncident(db, clock, actor, {
-      title: (r.incident.title ?? `目視巡回での所見: ${result.label}（${round.checklistName}） / Visual round finding: ${result.label}`).slice(0, 200),
-      severity: r.incident.severity,
-      occurredAt: performedAt,
-      detectedAt: performedAt,
-    });
-    results[results.indexOf(result)] = { ...result, incidentId: incident.id };
-    linked = true;
-  }
-  if (!linked) return roundView(round.row);
-  const updated = await db.updateTable('rounds').set({ results: JSON.stringify(results) }).where('id', '=', round.row.id).returningAll().executeTakeFirstOrThrow();
-  return roundView(updated);
+  return roundView(round);
 }
 
 export async function listRounds(db: DbOrTx, opts: { checklistId?: string; limit?: number } = {}): Promise<RoundView[]> {

@@ -1,4 +1,6 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { getIncident } from '../../src/incidents/incidents.js';
 import { databaseKinds } from '../helpers/databases.js';
 import { addCustomerUser, addCustomerWithContract, addOperator, startTestApp, type TestApp } from '../helpers/app.js';
 import { runBackup } from '../../src/backup/run-backup.js';
@@ -189,6 +191,44 @@ describe.each(databaseKinds)('R12.3② service monitors over HTTP on %s', (kind)
     expect(rotated.statusCode).toBe(200);
     expect((await beat(token)).status).toBe(404);
     expect((await beat(rotated.json().heartbeatToken)).status).toBe(202);
+  });
+
+  it('R8.3 a monitor that went down while no incident could be written opens it at its next check, dated from the first failure', async () => {
+    const created = await post({ kind: 'heartbeat', name: 'ledger sync', intervalSeconds: 600, graceSeconds: 120, retries: 0, timeoutMs: 1000, component: 'ledger' });
+    const id = created.json().monitor.id as string;
+    const beat = () => fetch(`${base}/api/v1/monitors/${id}/heartbeat`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: created.json().heartbeatToken }) });
+    expect((await beat()).status).toBe(202);
+    const monitors = app.ctx.monitors!;
+    await monitors.runDueChecks();
+    await sql`create function test_refuse_incident() returns trigger language plpgsql as $$ begin raise exception 'incidents refused by the test'; end $$`.execute(app.ctx.db);
+    await sql`create trigger test_refuse_incident before insert on incidents for each row execute function test_refuse_incident()`.execute(app.ctx.db);
+    // Other heartbeat monitors of this file go down beside it: only this one's incidents count.
+    const mine = async () => (await app.ctx.db.selectFrom('incidents').select('id').where('title', 'like', '%ledger sync%').execute()).map((r) => r.id);
+    try {
+      app.clock.advance(780 * S);
+      await monitors.runDueChecks();
+      const failedAt = (await getMonitor(app.ctx.db, id)).lastCheck?.at;
+      expect(await getMonitor(app.ctx.db, id)).toMatchObject({ state: 'down', openIncidentId: null });
+      expect(await mine()).toEqual([]);
+      await sql`drop trigger test_refuse_incident on incidents`.execute(app.ctx.db);
+      app.clock.advance(60 * S);
+      const next = await monitors.runDueChecks();
+      const opened = await mine();
+      expect(opened).toHaveLength(1);
+      expect(next.opened).toContain(opened[0]);
+      expect((await getIncident(app.ctx.db, app.clock, opened[0]!)).times.occurred).toBe(failedAt);
+      expect((await getMonitor(app.ctx.db, id)).openIncidentId).toBe(opened[0]);
+      // Once, not at every check of the outage.
+      app.clock.advance(60 * S);
+      await monitors.runDueChecks();
+      expect(await mine()).toEqual(opened);
+      expect((await beat()).status).toBe(202);
+      app.clock.advance(60 * S);
+      expect((await monitors.runDueChecks()).recovered).toContain(opened[0]);
+    } finally {
+      await sql`drop trigger if exists test_refuse_incident on incidents`.execute(app.ctx.db);
+      await sql`drop function if exists test_refuse_incident()`.execute(app.ctx.db);
+    }
   });
 });
 
