@@ -188,6 +188,10 @@ export async function deliverDueEmails(db: Db, clock: Clock, transport: MailTran
       .returning(['id', 'to_address', 'subject', 'text_body', 'body_id', 'attempts'])
       .execute();
     if (claimed.length === 0) return result;
+    // A send starts only in the first half of the claim's lease. A send ends within the transport's
+    // timeouts (90 s at most with createMailTransport's, against a 5-minute lease), so every send
+    // of this claim ends before another run may take its rows over: none is sent twice by two runs.
+    const claimHolds = () => clock.now().getTime() < now.getTime() + leaseMs / 2;
     const missing = [...new Set(claimed.map((c) => c.body_id).filter((b): b is string => !!b && !bodyCache.has(b)))];
     if (missing.length) for (const b of await db.selectFrom('outbound_email_bodies').select(['id', 'text_body']).where('id', 'in', missing).execute()) bodyCache.set(b.id, b.text_body);
     let next = 0;
@@ -198,10 +202,10 @@ export async function deliverDueEmails(db: Db, clock: Clock, transport: MailTran
       const rows = accepted.splice(0);
       if (rows.length === 0) return;
       const values = sql.join(rows.map((r) => sql`(${r.id}::uuid, ${r.attempts}::int, ${r.at}::timestamptz, ${r.messageId}::text)`));
-      await sql`update outbound_emails as o set state = 'sent', sent_at = v.sent_at, message_id = v.message_id, last_error = null
+      const settled = await sql`update outbound_emails as o set state = 'sent', sent_at = v.sent_at, message_id = v.message_id, last_error = null
         from (values ${values}) as v(id, attempts, sent_at, message_id)
         where o.id = v.id and o.state = 'queued' and o.attempts = v.attempts`.execute(db);
-      result.sent += rows.length;
+      result.sent += Number(settled.numAffectedRows ?? rows.length);
     };
     const settleOne = async (row: (typeof claimed)[number]): Promise<void> => {
       // Only the holder of this claim (same attempt count, still queued) may settle the row.
@@ -226,12 +230,13 @@ export async function deliverDueEmails(db: Db, clock: Clock, transport: MailTran
     };
     // A few sends of the claim in flight at once; each row is still settled only by this claim.
     const lane = async (): Promise<void> => {
-      while (next < claimed.length && !opts.signal?.aborted) await settleOne(claimed[next++]!);
+      while (next < claimed.length && !opts.signal?.aborted && claimHolds()) await settleOne(claimed[next++]!);
     };
     await Promise.all(Array.from({ length: Math.min(concurrency, claimed.length) }, lane));
     await flush();
-    if (opts.signal?.aborted) {
-      // Shutting down: what is not sent yet goes back at once (attempt not counted) for another instance.
+    if (opts.signal?.aborted || next < claimed.length) {
+      // Shutting down, or the claim is half over (a slow relay): what is not sent yet goes back at
+      // once (attempt not counted), for another instance or this run's next claim.
       for (const r of claimed.slice(next)) {
         await db
           .updateTable('outbound_emails')
@@ -241,7 +246,7 @@ export async function deliverDueEmails(db: Db, clock: Clock, transport: MailTran
           .where('attempts', '=', r.attempts)
           .execute();
       }
-      return result;
+      if (opts.signal?.aborted) return result;
     }
   }
 }

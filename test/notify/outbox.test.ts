@@ -54,6 +54,35 @@ describe.each(databaseKinds)('the e-mail outbox on %s', (kind) => {
     expect(smtp.received).toHaveLength(1);
   });
 
+  it('R8.1 a run whose relay stalls past half its lease sends nothing more of its claim, so a run that takes the rows over sends each once', async () => {
+    const smtpTransport = createMailTransport(smtp.url, FROM);
+    for (let i = 1; i <= 4; i++) await queueEmail(db.db, clock, { dedupeKey: `stall-${i}`, to: `u${i}@customer.example.jp`, subject: `s${i}`, text: 't' });
+    // The relay stalls on the first message of run A until released (a slow or tarpitting relay).
+    let release = () => {};
+    const stalled = new Promise<void>((resolve) => (release = resolve));
+    let stallFirst = true;
+    const stalling: typeof smtpTransport = Object.assign(Object.create(smtpTransport) as typeof smtpTransport, {
+      sendMail: async (mail: Parameters<typeof smtpTransport.sendMail>[0]) => {
+        if (stallFirst) {
+          stallFirst = false;
+          await stalled;
+        }
+        return smtpTransport.sendMail(mail);
+      },
+    });
+    const runA = deliverDueEmails(db.db, clock, stalling, { concurrency: 1 });
+    while (stallFirst) await new Promise((r) => setImmediate(r));
+    // The lease (5 minutes) runs out while A waits: run B takes all four over and sends them.
+    clock.advance(5 * 60_000 + 1_000);
+    expect(await deliverDueEmails(db.db, clock, smtpTransport)).toEqual({ sent: 4, retried: 0, failed: 0 });
+    release();
+    // A's message in flight cannot be called back; the three it had not started are not sent by A,
+    // and A counts nothing as sent (B settled them all).
+    expect(await runA).toEqual({ sent: 0, retried: 0, failed: 0 });
+    expect(smtp.received.map((m) => m.to[0]).sort()).toEqual(['u1@customer.example.jp', 'u1@customer.example.jp', 'u2@customer.example.jp', 'u3@customer.example.jp', 'u4@customer.example.jp']);
+    expect((await rows()).every((r) => r.state === 'sent')).toBe(true);
+  });
+
   it('ignores a second e-mail with the same dedupe key, even with other content', async () => {
     expect(await queueEmail(db.db, clock, { dedupeKey: 'same', to: 'a@example.jp', subject: 's', text: 't' })).not.toBeNull();
     expect(await queueEmail(db.db, clock, { dedupeKey: 'same', to: 'b@example.jp', subject: 'other', text: 'other' })).toBeNull();
