@@ -7,7 +7,7 @@ import type { Db, DbOrTx, Tx } from '../core/db/database.js';
 import type { HardwareAlertsTable } from '../core/db/schema.js';
 import { formatJapanDateTime } from '../core/japan-time.js';
 import { openIncidentIn } from '../incidents/incidents.js';
-import { queueEmail } from '../notify/outbox.js';
+import { queueEmail, subjectLine } from '../notify/outbox.js';
 import type { Metric } from './hardware-metrics.js';
 import { compare, type RuleRow } from './hardware-rules.js';
 
@@ -79,7 +79,7 @@ async function mailOperators(trx: DbOrTx, clock: Clock, key: string, subject: st
   const operators = (await listOperators(trx)).filter((u) => !u.disabled && u.roles.some((r) => r === 'admin' || r === 'operator'));
   for (const op of operators) {
     // queueEmail refuses a bad address before touching the database: skip it, tell the others.
-    await queueEmail(trx, clock, { dedupeKey: `${key}:${op.id}`, to: op.email, subject, text }).catch(() => null);
+    await queueEmail(trx, clock, { dedupeKey: `${key}:${op.id}`, to: op.email, subject: subjectLine(subject), text }).catch(() => null);
   }
 }
 

@@ -22,7 +22,12 @@ const hostName = z
 
 export const ruleBody = z
   .object({
-    name: z.string().trim().min(1).max(200),
+    name: z
+      .string()
+      .trim()
+      .min(1)
+      .max(200)
+      .refine((v) => !/[\u0000-\u001f\u007f]/.test(v), { error: 'must not contain control characters (it goes into alert e-mail subjects)' }),
     hostId: uuid.nullable().default(null).describe('omit or null: every host'),
     metric: z.enum(METRICS),
     target: z.string().trim().min(1).max(200).nullable().default(null).describe('disk metrics only: one mount point or device'),

@@ -13,17 +13,20 @@ const text = (max: number) =>
     .max(max)
     .refine((s) => !/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.test(s), { error: 'must not contain control characters' });
 
+// A name or label stands on one line: it goes into e-mail subjects and list rows.
+const line = (max: number) => text(max).refine((s) => !/[\t\n\r]/.test(s), { error: 'must be a single line' });
+
 export const checklistItem = z
   .object({
     key: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, { error: 'a key of 1–64 lower-case letters, digits, "_" or "-"' }),
-    label: text(200),
+    label: line(200),
     description: text(2000).nullable().default(null),
   })
   .strict();
 
 export const checklistBody = z
   .object({
-    name: text(200),
+    name: line(200),
     intervalHours: z.number().int().min(1).max(8760).nullable().default(null).describe('hours between rounds; null: HOKAN_ROUND_INTERVAL_HOURS'),
     items: z.array(checklistItem).min(1).max(500),
   })

@@ -8,7 +8,7 @@ import type { RoundChecklistsTable } from '../core/db/schema.js';
 import { errors } from '../core/errors.js';
 import { formatJapanDateTime } from '../core/japan-time.js';
 import { openIncidentIn } from '../incidents/incidents.js';
-import { queueEmail } from '../notify/outbox.js';
+import { queueEmail, subjectLine } from '../notify/outbox.js';
 
 /**
  * R12.3③: visual inspection of the hardware by the provider's operators. A checklist is a list
@@ -254,7 +254,7 @@ export async function alertOverdueRounds(db: Db, clock: Clock, defaultIntervalHo
       const id = await queueEmail(db, clock, {
         dedupeKey: `round-overdue:${s.checklistId}:${s.dueAt}:${s.overduePeriod}:${op.id}`,
         to: op.email,
-        subject: `【警告】目視巡回が期限切れです: ${s.name} / Visual round overdue: ${s.name}`,
+        subject: subjectLine(`【警告】目視巡回が期限切れです: ${s.name} / Visual round overdue: ${s.name}`),
         text: [
           `点検表「${s.name}」の目視巡回（${s.intervalHours}時間ごと）が期限を過ぎています。`,
           `期限: ${formatJapanDateTime(due)}　前回: ${s.lastRoundAt ? formatJapanDateTime(new Date(s.lastRoundAt)) : '記録なし'}`,

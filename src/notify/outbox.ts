@@ -65,6 +65,15 @@ export function retryDelayMs(attempts: number): number {
 }
 
 /**
+ * A subject made from names people typed (a rule, a checklist): line breaks and other control
+ * characters become spaces. queueEmail refuses them (a line break would start a new header), and an
+ * alert whose only e-mail is refused for its rule's name would be an alarm nobody hears.
+ */
+export function subjectLine(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f]+/g, ' ');
+}
+
+/**
  * Queues one e-mail, inside the caller's transaction when given one. Returns the new row's id,
  * or null when an e-mail with the same dedupe key was queued before (then nothing changes).
  */

@@ -225,6 +225,10 @@ describe.each(databaseKinds)('R12.3① hardware monitoring on %s', (kind) => {
 
   it('R12.3① a minor rule (temperature) alerts without opening an incident; a sample without the metric changes nothing', async () => {
     await signInAgain();
+    // The name goes into the alert's e-mail subject, where a line break would get the e-mail refused.
+    const twoLines = await app.request({ method: 'POST', url: '/api/v1/hardware/rules', cookie: ops, payload: { name: '高温\r\nBcc: x@example.com', metric: 'temperature_c', comparison: '>', threshold: 80, severity: 'minor' } });
+    expect(twoLines.statusCode).toBe(400);
+    expect(twoLines.json().error.details[0].path).toBe('body.name');
     const rule = await app.request({ method: 'POST', url: '/api/v1/hardware/rules', cookie: ops, payload: { name: '高温', metric: 'temperature_c', comparison: '>', threshold: 80, severity: 'minor' } });
     expect(rule.statusCode).toBe(201);
     const before = (await app.ctx.db.selectFrom('incidents').select('id').execute()).length;

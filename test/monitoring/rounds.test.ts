@@ -41,6 +41,10 @@ describe.each(databaseKinds)('R12.3③ visual rounds on %s', (kind) => {
     expect(dup.json().error.details[0].path).toBe('items.1.key');
     const badKey = await app.request({ method: 'POST', url: '/api/v1/rounds/checklists', cookie: ops, payload: { name: 'x', items: [{ key: 'Bad Key', label: 'A' }] } });
     expect(badKey.json().error.details[0].path).toBe('body.items.0.key');
+    // Names and labels go into e-mail subjects: one line each.
+    const twoLines = await app.request({ method: 'POST', url: '/api/v1/rounds/checklists', cookie: ops, payload: { name: 'サーバ室\n日次', items: [{ key: 'a', label: 'A' }] } });
+    expect(twoLines.statusCode).toBe(400);
+    expect(twoLines.json().error.details[0].path).toBe('body.name');
     const created = await app.request({
       method: 'POST',
       url: '/api/v1/rounds/checklists',

@@ -3,12 +3,19 @@ import { ManualClock } from '../../src/core/clock.js';
 import { openDatabase, type DatabaseHandle } from '../../src/core/db/database.js';
 import { JobQueue } from '../../src/core/jobs/job-queue.js';
 import { registerNotifyJobs } from '../../src/notify/jobs.js';
-import { createMailTransport, deliverDueEmails, MAX_ATTEMPTS, queueEmail, retryDelayMs } from '../../src/notify/outbox.js';
+import { createMailTransport, deliverDueEmails, MAX_ATTEMPTS, queueEmail, retryDelayMs, subjectLine } from '../../src/notify/outbox.js';
 import { databaseKinds, openTestDatabase, type TestDatabase } from '../helpers/databases.js';
 import { TestSmtpListener } from '../helpers/smtp.js';
 
 const SUBJECT = '【重要】IDの不正利用の疑いについて / Suspected misuse of your credentials';
 const FROM = 'hokan <noreply@hokan.example.jp>';
+
+describe('subjectLine', () => {
+  it('turns line breaks and other control characters in names into spaces, so the subject is one header line', () => {
+    expect(subjectLine('【警告】ディスク\r\nBcc: x@example.com\t満杯')).toBe('【警告】ディスク Bcc: x@example.com 満杯');
+    expect(subjectLine('平常')).toBe('平常');
+  });
+});
 
 describe.each(databaseKinds)('the e-mail outbox on %s', (kind) => {
   let db: TestDatabase;
