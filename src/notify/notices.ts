@@ -260,6 +260,10 @@ export async function sendDueStopNotices(db: Db, clock: Clock, ctx: NoticeContex
   for (const s of stops) {
     const state = stopState(s, now);
     const due: StopStage[] = [];
+    // A stop scheduled at short notice (an admin's override) can start before a sweep has run, or
+    // the queue can be behind: its notice still goes out while it is in force, late rather than never.
+    // Its post's time, against the stop's start, shows the notice was late.
+    if (s.kind === 'planned' && state === 'in_progress' && !has(s.id, 'stop_planned')) due.push('stop_planned');
     if (s.kind === 'planned' && state === 'scheduled') {
       if (!has(s.id, 'stop_planned')) due.push('stop_planned');
       const windowStart = s.startsAt.getTime() - ctx.reminderLeadMs;

@@ -424,4 +424,35 @@ describe.each(databaseKinds)('notices on %s', (kind) => {
     expect(after.overall).toBe('operational');
     expect(after.components.find((x) => x.key === 'api')!.days.at(-1)!.worst).toBe('critical');
   });
+
+  it('R7.2 a planned stop that started before any sweep ran (short notice by override) still gets its notice, late rather than never', async () => {
+    await addOperator(app, 'n-admin', ['admin']);
+    const admin = await app.signIn('n-admin');
+    const start = new Date(app.clock.now().getTime() + 30_000);
+    const created = await app.request({
+      method: 'POST',
+      url: '/api/v1/stops/planned',
+      cookie: admin,
+      payload: { reason: 'software_upgrade', description: '緊急性の高い修正の適用', startsAt: start.toISOString(), endsAt: new Date(start.getTime() + 3_600_000).toISOString(), customerIds: [customerId], override: { reason: '脆弱性対応のため' } },
+    });
+    expect(created.statusCode, created.body).toBe(201);
+    const stopId = created.json().stop.id as string;
+    app.clock.set(new Date(start.getTime() + 60_000));
+    const ctx = { providerName: 'P', publicUrl: 'https://status.example.jp', kick: deliveryKick(app.ctx.queue), reminderLeadMs: 24 * 3_600_000 };
+    const posted = await sendDueStopNotices(app.ctx.db, app.clock, ctx);
+    expect(posted.filter((p) => p.stopId === stopId).map((p) => p.stage)).toEqual(['stop_planned']);
+    expect((await sendDueStopNotices(app.ctx.db, app.clock, ctx)).filter((p) => p.stopId === stopId)).toEqual([]);
+    await deliver();
+    expect(mailsTo('joho@hana.example.jp').map((m) => m.subject)).toContain('【重要】計画停止のお知らせ');
+    // Once it has ended, a notice would tell nobody anything.
+    const ended = await app.request({
+      method: 'POST',
+      url: '/api/v1/stops/planned',
+      cookie: admin,
+      payload: { reason: 'software_upgrade', description: '再起動', startsAt: new Date(app.clock.now().getTime() + 30_000).toISOString(), endsAt: new Date(app.clock.now().getTime() + 90_000).toISOString(), customerIds: [otherCustomerId], override: { reason: '脆弱性対応のため' } },
+    });
+    expect(ended.statusCode, ended.body).toBe(201);
+    app.clock.set(new Date(app.clock.now().getTime() + 3 * 3_600_000));
+    expect((await sendDueStopNotices(app.ctx.db, app.clock, ctx)).filter((p) => p.stopId === ended.json().stop.id)).toEqual([]);
+  });
 });
