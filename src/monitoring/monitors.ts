@@ -22,6 +22,8 @@ export type MonitorKind = (typeof MONITOR_KINDS)[number];
 export const MIN_INTERVAL_S = 10;
 /** A heartbeat monitor is evaluated at least this often, whatever its beat period (R8.3: detect within 1 h). */
 export const HEARTBEAT_EVAL_MAX_S = 60;
+/** R8.3: incidents are detected within one hour. */
+const DETECTION_LIMIT_S = 3_600;
 
 const HOSTNAME_RE = /^(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?$/;
 const host = z
@@ -153,6 +155,21 @@ export function parseMonitorInput(raw: unknown): MonitorInput {
   if (!parsed.success) throw errors.validation(parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })));
   const i = parsed.data;
   if (i.timeoutMs >= i.intervalSeconds * 1000) throw errors.invalidField('timeoutMs', 'タイムアウトは監視間隔より短くしてください。', 'must be shorter than the check interval');
+  // R8.3: an outage is detected within an hour. The worst case is a failure just after a good check
+  // (or just after a beat was due): the next check, every retry, and the last one's timeout.
+  // A retry comes no later than the next regular check (a heartbeat is looked at every minute).
+  const periodS = i.kind === 'heartbeat' ? Math.min(i.intervalSeconds, HEARTBEAT_EVAL_MAX_S) : i.intervalSeconds;
+  const retryS = Math.min(i.retryIntervalSeconds ?? i.intervalSeconds, periodS);
+  const firstS = i.kind === 'heartbeat' ? i.graceSeconds + periodS : i.intervalSeconds;
+  const worstS = firstS + i.retries * retryS + Math.ceil(i.timeoutMs / 1000);
+  if (worstS > DETECTION_LIMIT_S) {
+    const field = i.retries * retryS > firstS ? 'retryIntervalSeconds' : i.kind === 'heartbeat' ? 'graceSeconds' : 'intervalSeconds';
+    throw errors.invalidField(
+      field,
+      `この設定では障害の検知に最長${worstS}秒かかり、1時間以内の検知（利用規約）を守れません。間隔・再試行を短くしてください。`,
+      `with these settings a failure can take up to ${worstS} s to detect, over the 1 hour the terms promise (R8.3); shorten the interval, the retries or their interval`,
+    );
+  }
   return i;
 }
 

@@ -58,6 +58,10 @@ describe.each(databaseKinds)('R12.3② service monitors over HTTP on %s', (kind)
       [{ kind: 'tcp', name: 'x', host: '127.0.0.1', port: 70_000, intervalSeconds: 60, component: 'mail' }, 'port'],
       [{ kind: 'dns', name: 'x', hostname: 'care.example.jp', server: 'resolver.example.jp', intervalSeconds: 60, component: 'dns' }, 'server'],
       [{ kind: 'dns', name: 'x', hostname: 'care.example.jp', expectedAddress: '10.0.0.300', intervalSeconds: 60, component: 'dns' }, 'expectedAddress'],
+      // R8.3: settings that could not detect a failure within an hour.
+      [{ ...http, intervalSeconds: 3600 }, 'intervalSeconds'],
+      [{ ...http, intervalSeconds: 600, retries: 10, retryIntervalSeconds: 600 }, 'retryIntervalSeconds'],
+      [{ kind: 'heartbeat', name: 'x', intervalSeconds: 86_400, graceSeconds: 3600, component: 'batch' }, 'graceSeconds'],
     ];
     for (const [payload, field] of cases) {
       const res = await post(payload);
@@ -68,6 +72,11 @@ describe.each(databaseKinds)('R12.3② service monitors over HTTP on %s', (kind)
       expect(e.message.ja.length).toBeGreaterThan(0);
     }
     expect(await count()).toBe(before);
+    // Just inside the hour: a nightly job's heartbeat with 50 minutes' grace, a 20-minute probe with two retries.
+    expect((await post({ kind: 'heartbeat', name: 'nightly', intervalSeconds: 86_400, graceSeconds: 3000, retries: 0, component: 'batch' })).statusCode).toBe(201);
+    expect((await post({ ...http, intervalSeconds: 1200, retries: 2, retryIntervalSeconds: 1000 })).statusCode).toBe(201);
+    const worst = await post({ ...http, intervalSeconds: 1200, retries: 2, retryIntervalSeconds: 1200 });
+    expect(worst.json().error.message.en).toContain('up to 3610 s');
   });
 
   it('customers see nothing of monitors; support reads, only admins and operators write', async () => {
