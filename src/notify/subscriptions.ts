@@ -1,4 +1,5 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
 import type { Clock } from '../core/clock.js';
 import type { Db, DbOrTx, Tx } from '../core/db/database.js';
 import { errors } from '../core/errors.js';
@@ -35,7 +36,15 @@ export async function requestSubscription(db: Db, clock: Clock, input: { email: 
       await trx.updateTable('status_subscribers').set({ lang: input.lang, confirm_token_hash: hash(token), confirmation_sent_at: now, confirmed_at: null, unsubscribed_at: null }).where('id', '=', id).execute();
     } else {
       id = randomUUID();
-      await trx.insertInto('status_subscribers').values({ id, email, lang: input.lang, confirm_token_hash: hash(token), unsubscribe_token: newToken(), created_at: now, confirmation_sent_at: now, confirmed_at: null, unsubscribed_at: null }).execute();
+      // The lock above holds no row for an address not stored yet: a second request for it (a
+      // double click) can get here at the same time. The first one's e-mail serves both.
+      const inserted = await trx
+        .insertInto('status_subscribers')
+        .values({ id, email, lang: input.lang, confirm_token_hash: hash(token), unsubscribe_token: newToken(), created_at: now, confirmation_sent_at: now, confirmed_at: null, unsubscribed_at: null })
+        .onConflict((oc) => oc.expression(sql`lower(email)`).doNothing())
+        .returning('id')
+        .executeTakeFirst();
+      if (!inserted) return { mailed: false };
     }
     const link = `${ctx.publicUrl}/status/subscribe/confirm?token=${token}`;
     const ja = [`障害情報ページ（${ctx.providerName}）のメール配信のお申し込みを受け付けました。`, '下記のリンクを開いて登録を完了してください。お心当たりのない場合は、このメールを破棄してください。', '', link];

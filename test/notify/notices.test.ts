@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { sql } from 'kysely';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { systemActor } from '../../src/core/audit/audit-log.js';
 import { deliveryKick } from '../../src/notify/jobs.js';
@@ -330,6 +331,31 @@ describe.each(databaseKinds)('notices on %s', (kind) => {
     await deliver();
     expect(mailsTo('fan@example.org')).toHaveLength(0);
     expect(smtp.received.length).toBeGreaterThan(0);
+  });
+
+  // Two sessions are needed to interleave two requests; PGlite runs one transaction at a time.
+  it.skipIf(kind !== 'postgres')('R8.1 two subscription requests for a new address at once (a double click): both get the normal answer', async () => {
+    const form = () => app.request({ method: 'POST', url: '/status/subscribe', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'email=twice%40example.org&lang=ja' });
+    // The first request's row is written and not yet committed when the second looks for it: the
+    // second finds nothing to lock, and its insert waits on the unique index until the first commits.
+    let second: ReturnType<typeof form> | undefined;
+    await app.ctx.db.transaction().execute(async (trx) => {
+      await sql`insert into status_subscribers (id, email, lang, confirm_token_hash, unsubscribe_token, created_at, confirmation_sent_at)
+        values (gen_random_uuid(), 'Twice@example.org', 'ja', 'x', 'twice-unsubscribe', now(), now())`.execute(trx);
+      second = form();
+      const deadline = Date.now() + 15_000;
+      for (;;) {
+        const r = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
+            where datname = current_database() and wait_event_type = 'Lock' and query like 'insert into "status_subscribers"%'`.execute(app.ctx.db);
+        if (r.rows[0]!.n === 1) break;
+        if (Date.now() > deadline) throw new Error('the second request never waited on the first one\'s row');
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    });
+    const res = await second!;
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.body).toContain('メール');
+    expect(await app.ctx.db.selectFrom('status_subscribers').select('id').where(sql<boolean>`lower(email) = 'twice@example.org'`).execute()).toHaveLength(1);
   });
 
   it('R7.2 R7.3 planned-stop notice and reminder go out exactly once, with proof of notice; emergency stops are announced', async () => {
