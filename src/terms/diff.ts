@@ -42,14 +42,20 @@ export interface TextSpan {
 
 /** Above this many cells a character diff is not worth it: the line is shown as replaced. */
 const MAX_CHAR_CELLS = 4_000_000;
+/** Character diffs of one article's changed lines together; past it, lines are shown as replaced. */
+const MAX_CHAR_CELLS_TOTAL = 16_000_000;
+/** Above this many cells (lines × lines) the changed middle of an article is shown as replaced. */
+const MAX_LINE_CELLS = 4_000_000;
 
 /** Character-level difference of two lines (by code point), merged into runs. */
-export function diffChars(a: string, b: string): TextSpan[] {
+export function diffChars(a: string, b: string, budget?: { cells: number }): TextSpan[] {
   const ca = [...a];
   const cb = [...b];
-  if (ca.length * cb.length > MAX_CHAR_CELLS) {
+  const cells = ca.length * cb.length;
+  if (cells > MAX_CHAR_CELLS || (budget && cells > budget.cells)) {
     return [...(a ? [{ op: 'delete' as const, text: a }] : []), ...(b ? [{ op: 'insert' as const, text: b }] : [])];
   }
+  if (budget) budget.cells -= cells;
   const spans: TextSpan[] = [];
   for (const d of lcsDiff(ca, cb)) {
     const last = spans.at(-1);
@@ -70,7 +76,27 @@ export type LineChange =
  * line by line into changes with a character diff, the rest left as deletions or insertions.
  */
 export function diffLines(a: string, b: string): LineChange[] {
-  const ops = lcsDiff(a.split('\n'), b.split('\n'));
+  const la = a.split('\n');
+  const lb = b.split('\n');
+  // Lines both sides share at the start and the end are equal without a table; the LCS runs on the
+  // middle only, and only when that is small. The diff runs inside a request (and a publication):
+  // an article of tens of thousands of lines must not hold the event loop for minutes.
+  let head = 0;
+  while (head < la.length && head < lb.length && la[head] === lb[head]) head++;
+  let tail = 0;
+  while (tail < la.length - head && tail < lb.length - head && la[la.length - 1 - tail] === lb[lb.length - 1 - tail]) tail++;
+  const midA = la.slice(head, la.length - tail);
+  const midB = lb.slice(head, lb.length - tail);
+  const middle: DiffOp<string>[] =
+    midA.length * midB.length <= MAX_LINE_CELLS
+      ? lcsDiff(midA, midB)
+      : [...midA.map((value) => ({ op: 'delete' as const, value })), ...midB.map((value) => ({ op: 'insert' as const, value }))];
+  const ops: DiffOp<string>[] = [
+    ...la.slice(0, head).map((value) => ({ op: 'equal' as const, value })),
+    ...middle,
+    ...la.slice(la.length - tail).map((value) => ({ op: 'equal' as const, value })),
+  ];
+  const budget = { cells: MAX_CHAR_CELLS_TOTAL };
   const out: LineChange[] = [];
   for (let k = 0; k < ops.length; ) {
     if (ops[k]!.op === 'equal') {
@@ -83,7 +109,7 @@ export function diffLines(a: string, b: string): LineChange[] {
     while (k < ops.length && ops[k]!.op === 'delete') dels.push(ops[k++]!.value);
     while (k < ops.length && ops[k]!.op === 'insert') ins.push(ops[k++]!.value);
     const paired = Math.min(dels.length, ins.length);
-    for (let x = 0; x < paired; x++) out.push({ op: 'change', from: dels[x]!, to: ins[x]!, chars: diffChars(dels[x]!, ins[x]!) });
+    for (let x = 0; x < paired; x++) out.push({ op: 'change', from: dels[x]!, to: ins[x]!, chars: diffChars(dels[x]!, ins[x]!, budget) });
     for (const d of dels.slice(paired)) out.push({ op: 'delete', text: d });
     for (const i of ins.slice(paired)) out.push({ op: 'insert', text: i });
   }

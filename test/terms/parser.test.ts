@@ -209,6 +209,22 @@ describe('R1.1 differences between versions', () => {
     ]);
     expect(diffChars('弊社は通知します', '弊社は速やかに通知します')).toEqual([{ op: 'equal', text: '弊社は' }, { op: 'insert', text: '速やかに' }, { op: 'equal', text: '通知します' }]);
   });
+
+  it('an article of 60,000 lines: one changed line is found by its shared head and tail, and a rewrite of it all is shown as replaced (bounded work, not a quadratic table)', () => {
+    const lines = Array.from({ length: 60_000 }, (_, i) => `${i + 1}. 第${i}項の定め`);
+    const edited = [...lines];
+    edited[30_000] = '30001. 第30000項の新しい定め';
+    const one = diffLines(lines.join('\n'), edited.join('\n'));
+    expect(one).toHaveLength(60_000);
+    expect(one.filter((l) => l.op !== 'equal')).toEqual([
+      { op: 'change', from: lines[30_000], to: edited[30_000], chars: [{ op: 'equal', text: '30001. 第30000項の' }, { op: 'insert', text: '新しい' }, { op: 'equal', text: '定め' }] },
+    ]);
+    const rewritten = lines.map((l) => `${l}（改）`);
+    const all = diffLines(lines.join('\n'), rewritten.join('\n'));
+    expect(all).toHaveLength(60_000);
+    expect(all.every((l) => l.op === 'change')).toBe(true);
+    expect(all.filter((l) => l.op === 'change').map((l) => (l as { to: string }).to)).toEqual(rewritten);
+  });
 });
 
 describe('R1.3 topics', () => {
