@@ -239,6 +239,9 @@ export interface TerminationNoticeResult {
   notice: { id: string; receivedAt: string; earliestEndDate: string; endDate: string; endsAt: string; noRefund: true; noRefundNote: Bilingual };
 }
 
+/** How long after its arrival a written termination notice may still be recorded with its receipt time. */
+const MAX_NOTICE_BACKDATE_DAYS = 31;
+
 /**
  * R22.3: the customer's written notice, at least 30 days ahead. The end date is computed in Japan
  * time: notice received on day D (JST) can end the contract at the earliest on D + 30, and the
@@ -249,7 +252,7 @@ export async function fileTerminationNotice(
   clock: Clock,
   actor: Actor & { id: string },
   id: string,
-  input: { endDate?: string | undefined; note: string },
+  input: { endDate?: string | undefined; note: string; receivedAt?: Date | undefined },
 ): Promise<TerminationNoticeResult> {
   let notice: TerminationNoticeResult['notice'] | undefined;
   const contract = await transition(db, clock, actor, id, 'termination_notice_filed', async (row, trx, now) => {
@@ -257,7 +260,15 @@ export async function fileTerminationNotice(
     if (row.scheduled_end_reason === 'customer_notice') {
       throw errors.conflict('この契約には既に解約通知が届いています。', 'A termination notice has already been filed for this contract.');
     }
-    const earliest = addDays(japanDateOf(now), CUSTOMER_NOTICE_DAYS);
+    // A letter is recorded after it arrived: the 30 days run from its receipt, not from its entry,
+    // or the customer would be held (and billed) for the days it waited on a desk.
+    const receivedAt = input.receivedAt ?? now;
+    if (receivedAt.getTime() > now.getTime()) throw errors.invalidField('receivedAt', '受領日時が未来です。', 'must not be in the future');
+    if (receivedAt.getTime() < now.getTime() - MAX_NOTICE_BACKDATE_DAYS * 86_400_000) {
+      throw errors.invalidField('receivedAt', `受領日時は${MAX_NOTICE_BACKDATE_DAYS}日以内にしてください。`, `must be within the last ${MAX_NOTICE_BACKDATE_DAYS} days`);
+    }
+    if (receivedAt.getTime() < row.created_at.getTime()) throw errors.invalidField('receivedAt', '受領日時が契約の登録より前です。', 'must not be before the contract was recorded');
+    const earliest = addDays(japanDateOf(receivedAt), CUSTOMER_NOTICE_DAYS);
     const endDate = input.endDate ?? earliest;
     if (endDate < earliest) {
       throw new HokanError(
@@ -273,15 +284,15 @@ export async function fileTerminationNotice(
     const noticeId = randomUUID();
     await trx
       .insertInto('termination_notices')
-      .values({ id: noticeId, contract_id: id, received_at: now, end_date: endDate, earliest_end_date: earliest, no_refund: true, filed_by: actor.id, note: input.note })
+      .values({ id: noticeId, contract_id: id, received_at: receivedAt, end_date: endDate, earliest_end_date: earliest, no_refund: true, filed_by: actor.id, note: input.note })
       .execute();
-    notice = { id: noticeId, receivedAt: now.toISOString(), earliestEndDate: earliest, endDate, endsAt: endsAt.toISOString(), noRefund: true, noRefundNote: NO_REFUND_NOTE };
+    notice = { id: noticeId, receivedAt: receivedAt.toISOString(), earliestEndDate: earliest, endDate, endsAt: endsAt.toISOString(), noRefund: true, noRefundNote: NO_REFUND_NOTE };
     // An earlier end already due (say, the term) stays; the notice never extends a contract.
     const keepEarlier = row.scheduled_end_at !== null && row.scheduled_end_at.getTime() <= endsAt.getTime();
     return {
       set: keepEarlier ? {} : { scheduled_end_at: endsAt, scheduled_end_reason: 'customer_notice' },
       reason: input.note,
-      details: { terminationNoticeId: noticeId, endDate, earliestEndDate: earliest, noRefund: true },
+      details: { terminationNoticeId: noticeId, endDate, earliestEndDate: earliest, noRefund: true, receivedAt: receivedAt.toISOString() },
     };
   });
   return { contract, notice: notice! };

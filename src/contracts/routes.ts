@@ -35,7 +35,7 @@ const yen = z.number().int({ error: 'must be a whole number of yen' }).min(0).ma
 
 /** Request bodies, shared with the web forms (src/web/) so both validate alike. */
 export const suspendBody = z.object({ reason: z.enum(SUSPENSION_REASON_CODES), note });
-export const terminationNoticeBody = z.object({ endDate: calendarDate.optional(), note: optionalNote });
+export const terminationNoticeBody = z.object({ endDate: calendarDate.optional(), note: optionalNote, receivedAt: instant.optional().describe('operators recording a letter: when it was received (within 31 days); the 30 days run from then') });
 export const breachNoticeBody = z.object({ description: note, cureDeadline: instant });
 export const extendTermBody = z.object({ termEnd: calendarDate, note });
 export const feeBody = z.object({ monthlyFeeYen: yen, note });
@@ -166,7 +166,15 @@ export function registerContractRoutes(app: FastifyInstance, ctx: AppContext): v
     if (req.body.endDate !== undefined && req.body.endDate > row.term_end) {
       throw errors.invalidField('endDate', `契約期間の終了日（${row.term_end}）より後の日付は指定できません。`, `must not be after the end of the term (${row.term_end})`);
     }
-    const result = await fileTerminationNotice(ctx.db, ctx.clock, { ...actorOf(p), id: p.userId }, req.params.contractId, { endDate: req.body.endDate, note: req.body.note });
+    // The customer's own notice is received when it is sent; only a letter has an earlier receipt.
+    if (req.body.receivedAt !== undefined && !hasOperatorRole(p, 'admin', 'operator')) {
+      throw errors.invalidField('receivedAt', '受領日時は書面を受領した事業者のみ指定できます。', 'only an operator recording a written notice may give its receipt time');
+    }
+    const result = await fileTerminationNotice(ctx.db, ctx.clock, { ...actorOf(p), id: p.userId }, req.params.contractId, {
+      endDate: req.body.endDate,
+      note: req.body.note,
+      receivedAt: req.body.receivedAt === undefined ? undefined : new Date(req.body.receivedAt),
+    });
     return reply.code(201).send({ contract: contractView(result.contract, p), terminationNotice: result.notice });
   });
 

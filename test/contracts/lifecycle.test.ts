@@ -17,7 +17,7 @@ import {
 import { listAudit, systemActor, verifyAuditChain } from '../../src/core/audit/audit-log.js';
 import { HokanError } from '../../src/core/errors.js';
 import { databaseKinds } from '../helpers/databases.js';
-import { addCustomerWithContract, addOperator, startTestApp, type TestApp } from '../helpers/app.js';
+import { addCustomerUser, addCustomerWithContract, addOperator, startTestApp, type TestApp } from '../helpers/app.js';
 
 const job = systemActor('job contracts.enforce-ends');
 
@@ -92,6 +92,35 @@ describe.each(databaseKinds)('contract lifecycle on %s', (kind) => {
     expect(row?.ended_at?.toISOString()).toBe('2026-12-25T15:00:00.000Z');
     const due = await listDataDeletionDue(db());
     expect(due.find((d) => d.contractId === contractId)).toMatchObject({ contractEndedAt: '2026-12-25T15:00:00.000Z', consumedAt: null });
+    clock().set('2026-11-24T01:00:00Z');
+  });
+
+  it('R22.3 a letter recorded days after it arrived counts its 30 days from its receipt; only operators give a receipt time', async () => {
+    const { customer, contractId } = await fresh();
+    await addCustomerUser(app, customer.id, `${customer.code}-admin`, 'customer_admin');
+    clock().set('2026-11-28T01:00:00Z'); // recorded on Saturday the 28th (JST)
+    const url = `/api/v1/contracts/${contractId}/termination-notice`;
+    const ops = await app.signIn('ops1');
+    const customerAdmin = await app.signIn(`${customer.code}-admin`);
+    const refused: Array<[string, object, string]> = [
+      [customerAdmin, { note: '', receivedAt: '2026-11-25T12:00:00+09:00' }, 'receivedAt'],
+      [ops, { note: '', receivedAt: '2026-11-29T12:00:00+09:00' }, 'receivedAt'],
+      [ops, { note: '', receivedAt: '2026-10-20T12:00:00+09:00' }, 'receivedAt'],
+      [ops, { note: '', receivedAt: '2026-11-23T12:00:00+09:00' }, 'receivedAt'], // before the contract was recorded
+      [ops, { note: '', receivedAt: 'yesterday' }, 'receivedAt'],
+    ];
+    for (const [cookie, payload, field] of refused) {
+      const res = await app.request({ method: 'POST', url, cookie, payload });
+      expect(res.statusCode, JSON.stringify(payload)).toBe(400);
+      expect(res.json().error.details.map((d: { path: string }) => d.path).join(' ')).toContain(field);
+    }
+    expect((await findContract(db(), contractId))?.scheduled_end_at).toBeNull();
+    // Received on Wednesday the 25th (JST): the earliest end is 30 days from then, not from the 28th.
+    const res = await app.request({ method: 'POST', url, cookie: ops, payload: { note: '25日に書面受領', receivedAt: '2026-11-25T12:00:00+09:00' } });
+    expect(res.statusCode, res.body).toBe(201);
+    expect(res.json().terminationNotice).toMatchObject({ receivedAt: '2026-11-25T03:00:00.000Z', earliestEndDate: '2026-12-25', endDate: '2026-12-25' });
+    const audit = await listAudit(db(), { subjectType: 'contract', subjectId: contractId });
+    expect(audit.at(-1)).toMatchObject({ action: 'contract.termination_notice_filed', details: { receivedAt: '2026-11-25T03:00:00.000Z' } });
     clock().set('2026-11-24T01:00:00Z');
   });
 
