@@ -5,6 +5,7 @@ import type { Clock } from '../core/clock.js';
 import type { Db, DbOrTx } from '../core/db/database.js';
 import { errors, HokanError } from '../core/errors.js';
 import { bi } from '../core/i18n.js';
+import { assertCustomerMayAddCredentials } from './credential-gate.js';
 import { tokenDigest } from './sessions.js';
 
 /**
@@ -44,6 +45,8 @@ export async function createApiToken(
   const secret = randomBytes(32).toString('base64url');
   const token = `hkn_${id.replaceAll('-', '')}_${secret}`;
   return db.transaction().execute(async (trx) => {
+    // In the domain, not the route: the portal's form issues tokens through here as well (R11.1).
+    await assertCustomerMayAddCredentials(trx, actor, customerId);
     const row = await trx
       .insertInto('api_tokens')
       .values({ id, customer_id: customerId, name, secret_hash: tokenDigest(secret), created_by: actor.id, created_at: clock.now(), revoked_at: null, last_used_at: null })

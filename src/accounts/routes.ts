@@ -22,7 +22,8 @@ const totpSealKey = (ctx: AppContext) => deriveTotpKey(ctx.backup.masterKey);
 /**
  * Users and tokens of a customer are managed by the provider's admins and operators and by that
  * customer's own admins (R18.1: the customer manages its credentials). Another customer's id is
- * answered as unknown, so ids do not reveal which customers exist.
+ * answered as unknown, so ids do not reveal which customers exist. Adding credentials also needs
+ * the customer in service when a customer does it (credential-gate.ts, R11.1).
  */
 async function requireCustomerManager(ctx: AppContext, p: Principal, customerId: string): Promise<void> {
   if (!canAccessCustomer(p, customerId) || !(await findCustomer(ctx.db, customerId))) {
@@ -44,7 +45,7 @@ export function registerAccountRoutes(app: FastifyInstance, ctx: AppContext): vo
   r.post('/auth/login', {
     schema: {
       tags: ['auth'],
-      summary: 'Sign in with ID and password (and a TOTP code for operators who enrolled); sets an HttpOnly session cookie',
+      summary: 'Sign in with ID and password (and a TOTP code for operators who enrolled); sets an HttpOnly session cookie. Every refusal is the same 401 invalid_credentials, whichever part was wrong or missing',
       body: loginBody,
     },
   }, async (req, reply) => {

@@ -4,24 +4,29 @@ import { bi } from '../core/i18n.js';
 import type { AppContext } from '../http/context.js';
 import { createSession } from './sessions.js';
 import { deriveTotpKey, openTotpSecret, verifyTotp } from './totp.js';
-import { authenticate } from './users.js';
+import { authenticate, type PasswordChecked } from './users.js';
 
 /**
  * R12.1: an operator who enrolled TOTP must give a fresh code (a step is never accepted twice);
  * with HOKAN_OPERATOR_TOTP=required an operator without TOTP cannot sign in at all.
+ *
+ * Every refusal here is the same `invalid_credentials` a wrong password gets: an answer that said
+ * "now the code" or "enrolment required" would tell whoever lacks the second factor that the
+ * password was right, and the second factor would no longer protect the password.
  */
-async function checkOperatorSecondFactor(ctx: AppContext, userId: string, code: string | undefined): Promise<void> {
-  const row = await ctx.db.selectFrom('users').select(['totp_secret', 'totp_last_step']).where('id', '=', userId).executeTakeFirstOrThrow();
-  if (!row.totp_secret) {
+async function checkOperatorSecondFactor(ctx: AppContext, user: PasswordChecked, code: string | undefined): Promise<void> {
+  const userId = user.principal.userId;
+  if (!user.totpSecret) {
     if (ctx.gateway?.settings.operatorTotpRequired) {
-      throw new HokanError('invalid_credentials', bi('二要素認証（TOTP）の登録が必要です。管理者に `hokan operator totp` での登録を依頼してください。', 'A TOTP second factor is required; ask an admin to enrol you with `hokan operator totp`.'), [{ path: 'totpCode', message: 'enrolment required' }]);
+      // The caller is not told why; the log tells an admin who is asked about it.
+      ctx.logger.warn({ loginId: user.principal.loginId }, 'operator sign-in refused: TOTP enrolment required (hokan operator totp)');
+      throw errors.invalidCredentials();
     }
     return;
   }
-  if (!code) throw new HokanError('invalid_credentials', bi('認証アプリのコードを入力してください。', 'Enter the code from your authenticator app.'), [{ path: 'totpCode', message: 'required' }]);
-  const secret = openTotpSecret(totpSealKey(ctx), row.totp_secret, userId);
-  const last = row.totp_last_step === null ? undefined : Number(row.totp_last_step);
-  const check = verifyTotp(secret, code, ctx.clock.now(), last);
+  if (!code) throw errors.invalidCredentials();
+  const secret = openTotpSecret(totpSealKey(ctx), user.totpSecret, userId);
+  const check = verifyTotp(secret, code, ctx.clock.now(), user.totpLastStep ?? undefined);
   if (!check.ok || check.step === undefined) throw errors.invalidCredentials();
   // Only if greater: two sign-ins racing with one code cannot both win.
   const won = await ctx.db
@@ -58,15 +63,17 @@ export async function signIn(ctx: AppContext, input: SignInInput, ip: string): P
   }
   let principal;
   try {
-    principal = await authenticate(ctx.db, input.loginId, input.password);
-    if (principal.kind === 'operator') await checkOperatorSecondFactor(ctx, principal.userId, input.totpCode);
+    const user = await authenticate(ctx.db, input.loginId, input.password);
+    if (user.principal.kind === 'operator') await checkOperatorSecondFactor(ctx, user, input.totpCode);
+    principal = user.principal;
   } catch (err) {
+    // Every failure counts alike (R11.1③): were a missing code not counted, the lockout itself
+    // would tell a right password from a wrong one.
     const findings = misuse?.recordSignIn(input.loginId, ip, false) ?? [];
     if (findings.length) await ctx.gateway?.applyMisuseFindings(findings);
     throw err;
   }
   misuse?.recordSignIn(input.loginId, ip, true);
-  if (principal.kind === 'api_token') throw errors.invalidCredentials();
   const session = await createSession(ctx.db, ctx.clock, principal.userId, ctx.config.sessionTtlHours);
   return { principal, session };
 }

@@ -4,6 +4,7 @@ import type { CustomerRole, OperatorRole, Principal } from '../core/auth/princip
 import type { Clock } from '../core/clock.js';
 import type { Db, DbOrTx } from '../core/db/database.js';
 import { errors } from '../core/errors.js';
+import { assertCustomerMayAddCredentials } from './credential-gate.js';
 import { checkPasswordPolicy, dummyPasswordHash, hashPassword, verifyPassword } from './passwords.js';
 
 export interface UserView {
@@ -69,6 +70,9 @@ async function insertUser(
   actor: Actor,
   row: { kind: 'operator' | 'customer'; customerId: string | null; loginId: string; displayName: string; email: string; roles: string[]; password: string },
 ): Promise<UserView> {
+  // Before the password policy: a suspended customer is told what stops it, not to pick a longer
+  // password first (R11.1). In the domain, so the portal's form is held to it too.
+  if (row.customerId !== null) await assertCustomerMayAddCredentials(db, actor, row.customerId);
   checkPasswordPolicy(row.password);
   const passwordHash = await hashPassword(row.password);
   return db.transaction().execute(async (trx) => {
@@ -140,14 +144,27 @@ export function principalOfUser(r: { id: string; kind: string; customer_id: stri
   };
 }
 
-/** Checks an ID and password. Unknown IDs cost a full hash too, so timing does not reveal which IDs exist. */
-export async function authenticate(db: DbOrTx, loginId: string, password: string): Promise<Principal> {
+/** A person whose password was right, with what their second factor needs (R12.1). */
+export interface PasswordChecked {
+  principal: Extract<Principal, { kind: 'operator' | 'customer_user' }>;
+  totpSecret: string | null;
+  totpLastStep: number | null;
+}
+
+/**
+ * Checks an ID and password. Unknown IDs cost a full hash too, so timing does not reveal which IDs
+ * exist; the TOTP columns come in the same query, so a right password does not cost a second
+ * round trip a caller could time.
+ */
+export async function authenticate(db: DbOrTx, loginId: string, password: string): Promise<PasswordChecked> {
   const row = await db
     .selectFrom('users')
-    .select(['id', 'kind', 'customer_id', 'login_id', 'display_name', 'roles', 'password_hash', 'disabled_at'])
+    .select(['id', 'kind', 'customer_id', 'login_id', 'display_name', 'roles', 'password_hash', 'disabled_at', 'totp_secret', 'totp_last_step'])
     .where('login_id', '=', loginId)
     .executeTakeFirst();
   const ok = await verifyPassword(password, row?.password_hash ?? (await dummyPasswordHash()));
   if (!row || !ok || row.disabled_at) throw errors.invalidCredentials();
-  return principalOfUser(row);
+  const principal = principalOfUser(row);
+  if (principal.kind === 'api_token') throw errors.invalidCredentials();
+  return { principal, totpSecret: row.totp_secret, totpLastStep: row.totp_last_step === null ? null : Number(row.totp_last_step) };
 }
