@@ -1,3 +1,4 @@
+import { pipeline, Transform, type TransformCallback } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { actorOf, canAccessCustomer, isCustomerAdminOf, requireOperatorRole } from '../core/auth/principal.js';
@@ -19,6 +20,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     origin: OriginDecision | null;
     releaseAdmission: (() => void) | null;
+    /** The body's bytes as received, for the media types whose parsers turn it into an object (see installIds). */
+    rawBody: Buffer | null;
   }
 }
 
@@ -113,7 +116,7 @@ export function installGatewayAfterAuth(app: FastifyInstance, _ctx: AppContext, 
     if (EXEMPT.has(path) || isPublicCachedPath(path)) return;
     const p = req.principal;
     if (p && p.kind !== 'operator') {
-      const findings = gateway.misuse.recordCredentialUse(p.kind === 'api_token' ? p.tokenId : p.userId, p.customerId, req.ip, req.origin?.country ?? null);
+      const findings = gateway.misuse.recordCredentialUse(p.kind === 'api_token' ? p.tokenId : p.userId, p.customerId, req.ip, misuseCountry(req.origin, gateway.misuse.policy.homeCountry));
       if (findings.length) await gateway.applyMisuseFindings(findings);
     }
   });
@@ -128,6 +131,17 @@ export function installGatewayAfterAuth(app: FastifyInstance, _ctx: AppContext, 
     req.releaseAdmission?.();
     req.releaseAdmission = null;
   });
+}
+
+/**
+ * The country misuse detection (R15.1①) sees for an admitted request. HOKAN_GEO_ALLOW_CIDRS lists
+ * networks the provider knows to be in Japan although the geo database places them abroad: their
+ * database country is the very mistake the exception corrects, so counting it would turn the
+ * provider's own fix into abroad_use and impossible_travel findings against the customer.
+ */
+function misuseCountry(origin: OriginDecision | null, homeCountry: string): string | null {
+  if (origin === null) return null;
+  return origin.reason === 'allowlisted' ? homeCountry : origin.country;
 }
 
 function idsBlocked(cls: string): HokanError {
@@ -161,13 +175,52 @@ function withoutSameOrigin(headers: FastifyRequest['headers']): FastifyRequest['
   return out;
 }
 
+/** Media types hokan's parsers turn into objects (src/http/server.ts, the web and status-page forms). */
+const PARSED_MEDIA_TYPES = new Set(['application/json', 'application/x-www-form-urlencoded']);
+
+const mediaTypeOf = (contentType: string | undefined): string => (contentType ?? '').split(';', 1)[0]!.trim().toLowerCase();
+
 /**
- * R12.2: the IDS sees method, path, query, headers and the body (up to its limit) after parsing
- * and before validation, so malformed input is inspected too. Each finding is recorded with its
- * rule, class, source, customer and a redacted sample; classes in block mode stop the request.
- * Per-source request rates above the limit are recorded as DoS attempts and refused.
+ * What the IDS reads as the body: the bytes as received, or a body a parser kept as text or bytes.
+ * Never a re-serialisation of a parsed object: that would read a form as JSON (its fields, and the
+ * masking of secret ones, lost) and overflow the stack on deep nesting. Streams (file uploads) are
+ * the handler's to read and are not inspected.
+ */
+function inspectableBody(req: FastifyRequest): string | Buffer | undefined {
+  if (req.rawBody !== null) return req.rawBody;
+  const b = req.body;
+  return typeof b === 'string' || Buffer.isBuffer(b) ? b : undefined;
+}
+
+/**
+ * R12.2: the IDS sees method, path, query, headers and the body as received (up to its limit)
+ * after parsing and before validation, so malformed input is inspected too. Each finding is
+ * recorded with its rule, class, source, customer and a redacted sample; classes in block mode
+ * stop the request. Per-source request rates above the limit are recorded as DoS attempts and
+ * refused.
  */
 export function installIds(app: FastifyInstance, gateway: Gateway): void {
+  app.decorateRequest('rawBody', null);
+  // The parsers keep only what they made of the body; the bytes are copied on their way to the
+  // parser (bounded by the parser's own body limit, past which it stops reading).
+  app.addHook('preParsing', async (req, _reply, payload) => {
+    if (!PARSED_MEDIA_TYPES.has(mediaTypeOf(req.headers['content-type']))) return payload;
+    const path = pathOf(req.url);
+    if (EXEMPT.has(path) || isPublicCachedPath(path)) return payload;
+    const chunks: Buffer[] = [];
+    const copy = new Transform({
+      transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback) {
+        chunks.push(chunk);
+        done(null, chunk);
+      },
+      flush(done: TransformCallback) {
+        req.rawBody = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+        done();
+      },
+    });
+    // pipeline, not pipe: a client that goes away mid-body must fail the parser's stream too.
+    return pipeline(payload, copy, () => undefined);
+  });
   app.addHook('preValidation', async (req) => {
     const path = pathOf(req.url);
     if (EXEMPT.has(path) || isPublicCachedPath(path)) return;
@@ -181,8 +234,7 @@ export function installIds(app: FastifyInstance, gateway: Gateway): void {
       throw idsBlocked('dos');
     }
     const q = req.url.indexOf('?');
-    const b = req.body;
-    const body = b === undefined || b === null ? undefined : typeof b === 'string' || Buffer.isBuffer(b) ? b : typeof (b as { pipe?: unknown }).pipe === 'function' ? undefined : JSON.stringify(b);
+    const body = inspectableBody(req);
     const findings = gateway.ids.inspect({ method: req.method, path, query: q < 0 ? '' : req.url.slice(q + 1), headers: withoutSameOrigin(req.headers), ...(body !== undefined ? { body } : {}), ...(req.headers['content-type'] ? { contentType: req.headers['content-type'] } : {}) });
     if (findings.length === 0) return;
     // Operators configure monitors of the provider's own internal services (R12.3②): a loopback or
@@ -207,13 +259,42 @@ function isMonitorConfiguration(req: FastifyRequest): boolean {
 /** R12.2 slow requests (slowloris-style bodies): cut off by the timeout and recorded as DoS attempts. */
 export function installSlowRequestRecording(app: FastifyInstance, gateway: Gateway): void {
   app.addHook('onTimeout', async (req) => {
-    gateway.events.record({ kind: 'ids', class: 'dos', ruleId: 'SLOW-001', action: 'block', sourceIp: req.ip, method: req.method, path: pathOf(req.url), details: { timeoutMs: gateway.settings.requestTimeoutMs } });
+    recordSlowRequest(gateway, req.ip, req.method, pathOf(req.url));
   });
+}
+
+function recordSlowRequest(gateway: Gateway, sourceIp: string | null, method: string | null = null, path: string | null = null): void {
+  gateway.events.record({ kind: 'ids', class: 'dos', ruleId: 'SLOW-001', action: 'block', sourceIp, method, path, details: { timeoutMs: gateway.settings.requestTimeoutMs } });
 }
 
 /** Requests the framework refused before any route ran (malformed JSON, wrong media type): recorded as protocol violations. */
 export function recordProtocolViolation(gateway: Gateway, req: FastifyRequest, code: string): void {
-  gateway.events.record({ kind: 'ids', class: 'protocol_violation', ruleId: code, action: 'block', sourceIp: req.ip, method: req.method, path: pathOf(req.url) });
+  recordParserRefusal(gateway, req, 'protocol_violation', code);
+}
+
+/** A body the parser refused for what it would do to the server (R12.2), e.g. nesting that exhausts recursion: `dos`. */
+export function recordParserRefusal(gateway: Gateway, req: FastifyRequest, cls: 'protocol_violation' | 'dos', code: string, details?: Record<string, unknown>): void {
+  gateway.events.record({ kind: 'ids', class: cls, ruleId: code, action: 'block', sourceIp: req.ip, method: req.method, path: pathOf(req.url), ...(details ? { details } : {}) });
+}
+
+/** The client closed or reset its connection: ordinary on keep-alive connections, not an attack. */
+const CLIENT_WENT_AWAY = new Set(['ECONNRESET', 'EPIPE']);
+
+/**
+ * Errors Node's HTTP server reports before any request exists (its `clientError`), as the IDS sees
+ * them (R12.2): a client that went away is not recorded; a request that did not arrive in time is a
+ * slow request (DoS class, like the route timeout above); anything else is malformed HTTP, a
+ * protocol violation. Returns what was made of it, for the answer to send.
+ */
+export function recordClientError(gateway: Gateway | undefined, err: Error, sourceIp: string | null): 'went_away' | 'timeout' | 'malformed' {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code !== undefined && CLIENT_WENT_AWAY.has(code)) return 'went_away';
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    if (gateway) recordSlowRequest(gateway, sourceIp);
+    return 'timeout';
+  }
+  gateway?.events.record({ kind: 'ids', class: 'protocol_violation', ruleId: `HTTP-${code ?? 'PARSE'}`.slice(0, 60), action: 'block', sourceIp });
+  return 'malformed';
 }
 
 export function registerGatewayRoutes(app: FastifyInstance, ctx: AppContext, gateway: Gateway): void {

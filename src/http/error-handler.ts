@@ -1,4 +1,3 @@
-import type { FastifyError, FastifyInstance } from 'fastify';
 import { HokanError } from '../core/errors.js';
 import { bi } from '../core/i18n.js';
 
@@ -39,26 +38,4 @@ export function fromDatabaseError(err: unknown): HokanError | null {
       'Another request recorded the same thing at the same moment; check the current state and try again.',
     ),
   );
-}
-
-/** A route's error handler: translated errors, like all others, go on to the scope's own handler. */
-function mapDatabaseErrors(err: FastifyError): never {
-  throw fromDatabaseError(err) ?? err;
-}
-
-const installed = new WeakSet<FastifyInstance>();
-
-/**
- * Gives every route registered on `app` from now on (and on its child scopes) the translation
- * above, in front of the scope's error handler (src/http/server.ts's for the API), which then
- * answers it like any HokanError. Per route, through onRoute, so that it composes with whatever
- * handler the scope has instead of replacing it; were server.ts's handler to call
- * fromDatabaseError itself, this hook would be redundant.
- */
-export function installDatabaseErrorMapping(app: FastifyInstance): void {
-  if (installed.has(app)) return;
-  installed.add(app);
-  app.addHook('onRoute', (route) => {
-    route.errorHandler ??= mapDatabaseErrors;
-  });
 }

@@ -4,14 +4,9 @@ import { z } from 'zod';
 import type { Principal } from '../core/auth/principal.js';
 import { errors } from '../core/errors.js';
 import { isValidDate } from '../core/japan-time.js';
-import { installDatabaseErrorMapping } from './error-handler.js';
 
 export type Router = ReturnType<FastifyInstance['withTypeProvider']> & FastifyInstance;
-/** Every API domain builds its routes through this, so database errors are translated for all of them. */
-export const router = (app: FastifyInstance) => {
-  installDatabaseErrorMapping(app);
-  return app.withTypeProvider<ZodTypeProvider>();
-};
+export const router = (app: FastifyInstance) => app.withTypeProvider<ZodTypeProvider>();
 
 declare module 'fastify' {
   interface FastifyRequest {

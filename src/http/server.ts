@@ -2,7 +2,8 @@ import fastifyCookie from '@fastify/cookie';
 import secureJson from 'secure-json-parse';
 import fastifySwagger from '@fastify/swagger';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
-import { installGatewayAfterAuth, installGatewayEntry, installIds, installSlowRequestRecording, recordProtocolViolation, registerGatewayRoutes } from '../gateway/hooks.js';
+import { installGatewayAfterAuth, installGatewayEntry, installIds, installSlowRequestRecording, recordClientError, recordParserRefusal, recordProtocolViolation, registerGatewayRoutes } from '../gateway/hooks.js';
+import { jsonNestingExceeds } from '../gateway/ids/index.js';
 import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { resolveApiToken } from '../accounts/api-tokens.js';
 import { registerAccountRoutes } from '../accounts/routes.js';
@@ -35,12 +36,19 @@ import type { AppContext } from './context.js';
 import { SESSION_COOKIE } from './route-kit.js';
 import { isPublicCachedPath } from '../web/public-paths.js';
 import { registerWeb } from '../web/routes.js';
+import { fromDatabaseError } from './error-handler.js';
 
 const pathOnly = (url: string) => {
   const q = url.indexOf('?');
   return q < 0 ? url : url.slice(0, q);
 };
 const BODY_LIMIT = 1024 * 1024;
+/**
+ * Deepest JSON the parser builds. Far above what any record needs (the IDS's json_depth rule,
+ * DOS-001, flags 32 levels) and far below what overflows the stack of recursive walks over the
+ * parsed value, so that the IDS still judges unusual nesting and nothing deeper ever exists.
+ */
+const MAX_JSON_DEPTH = 128;
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 const MALFORMED_BODY = Buffer.from(JSON.stringify(new HokanError('validation_failed', bi('不正なHTTPリクエストです。', 'Malformed HTTP request.')).toJSON()));
 
@@ -90,10 +98,11 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
     // Slow bodies and slow headers (slowloris) are cut off instead of holding a connection forever.
     requestTimeout: ctx.gateway?.settings.requestTimeoutMs ?? 120_000,
     connectionTimeout: ctx.gateway?.settings.requestTimeoutMs ?? 120_000,
-    // Malformed HTTP that never reaches a route: answered 400 and recorded as a protocol violation.
+    // Malformed HTTP that never reaches a route: answered 400 and recorded as a protocol violation
+    // (R12.2); a client that merely went away is neither answered nor recorded.
     clientErrorHandler: (err, socket) => {
-      ctx.gateway?.events.record({ kind: 'ids', class: 'protocol_violation', ruleId: `HTTP-${(err as NodeJS.ErrnoException).code ?? 'PARSE'}`.slice(0, 60), action: 'block', sourceIp: socket.remoteAddress ?? null });
-      if (!socket.writable) return socket.destroy();
+      const kind = recordClientError(ctx.gateway, err, socket.remoteAddress ?? null);
+      if (kind === 'went_away' || !socket.writable) return socket.destroy();
       socket.end(`HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${MALFORMED_BODY.length}\r\n\r\n${MALFORMED_BODY.toString('latin1')}`, 'latin1');
     },
     logController: new LogController({ disableRequestLogging: ctx.config.logLevel !== 'debug' && ctx.config.logLevel !== 'trace' }),
@@ -120,6 +129,14 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
       text = strictUtf8.decode(buf);
     } catch {
       return refuse('JSON-UTF8', new HokanError('validation_failed', bi('本文が正しいUTF-8ではありません。', 'The body is not valid UTF-8.'), [{ path: 'body', message: 'invalid UTF-8' }]));
+    }
+    if (jsonNestingExceeds(text, MAX_JSON_DEPTH)) {
+      // R12.2: refused before parsing, so the value that would exhaust recursion is never built.
+      if (ctx.gateway) recordParserRefusal(ctx.gateway, req, 'dos', 'JSON-DEPTH', { limit: MAX_JSON_DEPTH });
+      return done(
+        new HokanError('validation_failed', bi(`JSONの入れ子が深すぎます（${MAX_JSON_DEPTH}段まで）。`, `The JSON is nested too deeply (at most ${MAX_JSON_DEPTH} levels).`), [{ path: 'body', message: `nested deeper than ${MAX_JSON_DEPTH} levels` }]),
+        undefined,
+      );
     }
     try {
       done(null, secureJson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' }));
@@ -201,7 +218,7 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
       return reply.code(400).send(errors.validation(details).toJSON());
     }
     if (ctx.gateway && typeof err.code === 'string' && err.code.startsWith('FST_ERR_CTP_')) recordProtocolViolation(ctx.gateway, req, err.code);
-    const known = err instanceof HokanError ? err : fromFastifyError(err);
+    const known = err instanceof HokanError ? err : (fromFastifyError(err) ?? fromDatabaseError(err));
     if (known) {
       if (known.retryAfterSeconds !== undefined) reply.header('retry-after', String(known.retryAfterSeconds));
       return reply.code(known.httpStatus).send(known.toJSON());

@@ -21,6 +21,7 @@ import { registerPortal } from './portal.js';
 import { registerPortalReports } from './portal-reports.js';
 import { registerPortalTerms } from './portal-terms.js';
 import { createStatusPageCache, registerStatusPage } from './status-page.js';
+import { fromDatabaseError } from '../http/error-handler.js';
 
 /** Only local paths of the same face, so the sign-in cannot be turned into an open redirect. */
 function safeNext(next: string | undefined, face: Face): string {
@@ -85,10 +86,11 @@ export async function registerWeb(app: FastifyInstance, ctx: AppContext): Promis
       const t = translator(locale);
       if (err instanceof RedirectTo) return seeOther(reply, err.url);
       if (err instanceof CsrfError) return sendPage(reply, errorPage(locale, 403, t('フォームの有効期限が切れたか、別のページから送信されました。ページを開き直してからもう一度送信してください。', 'The form expired or was sent from another site. Open the page again and resend.'), face), 403);
-      if (err instanceof HokanError) {
-        if (err.code === 'unauthenticated' && face) return seeOther(reply, `/${face}/sign-in`);
-        if (err.retryAfterSeconds !== undefined) reply.header('retry-after', String(err.retryAfterSeconds));
-        return sendPage(reply, errorPage(locale, err.httpStatus, err.messages[locale], face), err.httpStatus);
+      const known = err instanceof HokanError ? err : fromDatabaseError(err);
+      if (known) {
+        if (known.code === 'unauthenticated' && face) return seeOther(reply, `/${face}/sign-in`);
+        if (known.retryAfterSeconds !== undefined) reply.header('retry-after', String(known.retryAfterSeconds));
+        return sendPage(reply, errorPage(locale, known.httpStatus, known.messages[locale], face), known.httpStatus);
       }
       const status = (err as FastifyError).statusCode ?? 500;
       if (status < 500) return sendPage(reply, errorPage(locale, status, t('リクエストを処理できません。', 'The request cannot be processed.'), face), status);

@@ -16,7 +16,7 @@ export {
   type PercentDecoded,
 } from './normalize.js';
 export { isSensitiveHeader, isSensitiveKey, sampleAround, REDACTED, SAMPLE_MAX } from './redact.js';
-export { scanJson, type JsonScan, type JsonSegment } from './json-scan.js';
+export { jsonNestingExceeds, scanJson, type JsonScan, type JsonSegment } from './json-scan.js';
 export { CORPUS_FILES, DEFAULT_CORPUS_DIR, evaluateCorpus, formatCorpusReport, loadCorpus, toIdsRequest, type ClassResult, type CorpusEntry, type CorpusReport, type CorpusRequest } from './corpus.js';
 export { aggregate, type IdsAggregate, type IdsAggregateOptions, type IdsEvent } from './stats.js';
 export {

@@ -204,3 +204,25 @@ export function scanJson(text: string, basePath = ''): JsonScan {
   for (const f of stack) closeFrame(result, f);
   return result;
 }
+
+/**
+ * Whether JSON text nests objects and arrays deeper than `max`, by one pass over the text that
+ * stops at the first level too deep. The server asks before parsing: a parsed value nested
+ * thousands of levels deep overflows the stack of every recursive walk over it (JSON.stringify,
+ * validation, the database driver), so it must never be built.
+ */
+export function jsonNestingExceeds(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c /* \ */) i++;
+      else if (c === 0x22 /* " */) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
+      if (++depth > max) return true;
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) depth--;
+  }
+  return false;
+}
