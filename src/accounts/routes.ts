@@ -5,7 +5,7 @@ import { actorOf, canAccessCustomer, CUSTOMER_ROLES, isCustomerAdminOf, OPERATOR
 import { errors, HokanError } from '../core/errors.js';
 import { bi } from '../core/i18n.js';
 import { appendAudit } from '../core/audit/audit-log.js';
-import { deriveTotpKey, generateTotpSecret, sealTotpSecret, totpUri, verifyTotp } from './totp.js';
+import { deriveTotpKey, generateTotpSecret, openTotpSecret, sealTotpSecret, totpUri, verifyTotp } from './totp.js';
 import type { AppContext } from '../http/context.js';
 import { displayName, email, humanPrincipal, loginId, principalOf, router, SESSION_COOKIE, uuid } from '../http/route-kit.js';
 
@@ -75,18 +75,37 @@ export function registerAccountRoutes(app: FastifyInstance, ctx: AppContext): vo
   });
 
   r.post('/me/totp/confirm', {
-    schema: { tags: ['auth'], summary: 'Finish TOTP enrolment with a current code; from then on sign-in needs a code', body: z.object({ secret: z.string().regex(/^[A-Z2-7]{32}$/, { error: 'the secret from /me/totp/enroll' }), code: z.string().regex(/^\d{6}$/, { error: 'a 6-digit code' }) }) },
+    schema: {
+      tags: ['auth'],
+      summary: 'Finish TOTP enrolment with a current code; from then on sign-in needs a code. Replacing an enrolled authenticator also needs a current code of the old one',
+      body: z.object({
+        secret: z.string().regex(/^[A-Z2-7]{32}$/, { error: 'the secret from /me/totp/enroll' }),
+        code: z.string().regex(/^\d{6}$/, { error: 'a 6-digit code' }),
+        currentCode: z.string().regex(/^\d{6}$/, { error: 'a 6-digit code of the authenticator enrolled now' }).optional(),
+      }),
+    },
   }, async (req) => {
     const p = principalOf(req);
     if (p.kind !== 'operator') throw errors.forbidden('TOTP is for operators', '二要素認証（TOTP）は事業者の担当者用です');
     const check = verifyTotp(req.body.secret, req.body.code, ctx.clock.now());
     if (!check.ok) throw errors.invalidField('code', 'コードが正しくありません。端末の時刻も確認してください。', 'is not the current code (check the device clock)');
-    await ctx.db
-      .updateTable('users')
-      .set({ totp_secret: sealTotpSecret(totpSealKey(ctx), req.body.secret, p.userId), totp_last_step: check.step ?? null })
-      .where('id', '=', p.userId)
-      .execute();
-    await ctx.db.transaction().execute((trx) => appendAudit(trx, ctx.clock, { actor: actorOf(p), action: 'operator.totp_enrolled', subjectType: 'user', subjectId: p.userId }));
+    await ctx.db.transaction().execute(async (trx) => {
+      const user = await trx.selectFrom('users').select(['totp_secret', 'totp_last_step']).where('id', '=', p.userId).forUpdate().executeTakeFirstOrThrow();
+      // A session alone must not swap the second factor: whoever holds a stolen session would enrol
+      // their own authenticator and keep the account. The one enrolled now has to agree.
+      if (user.totp_secret) {
+        const current = req.body.currentCode;
+        if (!current) throw errors.invalidField('currentCode', '登録済みの認証アプリの現在のコードを入力してください。', 'replacing an enrolled authenticator needs a current code of it');
+        const old = verifyTotp(openTotpSecret(totpSealKey(ctx), user.totp_secret, p.userId), current, ctx.clock.now(), user.totp_last_step === null ? undefined : Number(user.totp_last_step));
+        if (!old.ok) throw errors.invalidField('currentCode', '登録済みの認証アプリのコードが正しくないか、既に使われています。', 'is not a current, unused code of the enrolled authenticator');
+      }
+      await trx
+        .updateTable('users')
+        .set({ totp_secret: sealTotpSecret(totpSealKey(ctx), req.body.secret, p.userId), totp_last_step: check.step ?? null })
+        .where('id', '=', p.userId)
+        .execute();
+      await appendAudit(trx, ctx.clock, { actor: actorOf(p), action: user.totp_secret ? 'operator.totp_replaced' : 'operator.totp_enrolled', subjectType: 'user', subjectId: p.userId });
+    });
     return { enrolled: true };
   });
 

@@ -48,6 +48,27 @@ describe.each(databaseKinds)('R12.1 sign-in with a second factor on %s', (kind) 
     expect(ok.statusCode).toBe(200);
   });
 
+  it('R12.1 replacing an enrolled authenticator needs a current code of it: a session alone cannot swap the second factor', async () => {
+    app.clock.advance(31_000);
+    const signedIn = await login('op-enrolled', TEST_PASSWORD, totpCode(secret, app.clock.now()));
+    expect(signedIn.statusCode).toBe(200);
+    const cookie = `hokan_session=${signedIn.cookies.find((c) => c.name === 'hokan_session')!.value}`;
+    const fresh = (await app.request({ method: 'POST', url: '/api/v1/me/totp/enroll', cookie, payload: {} })).json().secret as string;
+    const confirm = (payload: object) => app.request({ method: 'POST', url: '/api/v1/me/totp/confirm', cookie, payload: { secret: fresh, code: totpCode(fresh, app.clock.now()), ...payload } });
+    app.clock.advance(31_000);
+    for (const payload of [{}, { currentCode: totpCode(secret, new Date(app.clock.now().getTime() + 3_600_000)) }]) {
+      const refused = await confirm(payload);
+      expect(refused.statusCode, JSON.stringify(payload)).toBe(400);
+      expect(refused.json().error.details[0].path).toBe('currentCode');
+    }
+    expect((await confirm({ currentCode: totpCode(secret, app.clock.now()) })).statusCode).toBe(200);
+    const audit = await app.ctx.db.selectFrom('audit_log').select('action').where('subject_id', '=', signedIn.json().principal.userId).orderBy('seq', 'desc').limit(1).executeTakeFirstOrThrow();
+    expect(audit.action).toBe('operator.totp_replaced');
+    app.clock.advance(31_000);
+    expect((await login('op-enrolled', TEST_PASSWORD, totpCode(secret, app.clock.now()))).statusCode).toBe(401);
+    expect((await login('op-enrolled', TEST_PASSWORD, totpCode(fresh, app.clock.now()))).statusCode).toBe(200);
+  });
+
   it('R12.1 with TOTP required, an unenrolled operator with the right password is answered as if the password were wrong', async () => {
     const wrongPassword = await login('op-unenrolled', WRONG);
     const rightPassword = await login('op-unenrolled', TEST_PASSWORD);
