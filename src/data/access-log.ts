@@ -13,7 +13,7 @@ import { bi } from '../core/i18n.js';
  * never waits on another's lock, and so each customer's trail verifies on its own.
  */
 export type DataOperation = 'read' | 'list' | 'create' | 'update' | 'delete' | 'upload' | 'download' | 'export' | 'restore';
-export type DataTargetType = 'record' | 'collection' | 'file' | 'customer';
+export type DataTargetType = 'record' | 'collection' | 'file' | 'customer' | 'export';
 
 export interface DataAccess {
   customerId: string;

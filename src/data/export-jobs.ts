@@ -11,8 +11,11 @@ import { bi } from '../core/i18n.js';
 import type { JobQueue } from '../core/jobs/job-queue.js';
 import { customerServiceState } from '../contracts/contracts.js';
 import type { BlobStore } from '../storage/index.js';
+import { logDataRead } from './access-log.js';
 import { exportCustomerData } from './export.js';
+import { destroyStream } from './files.js';
 import type { DataAccessor } from './records.js';
+import { fromStorageError } from './storage-errors.js';
 
 /*
  * R10.5 as a job: the customer's admin asks for an export, a worker builds the same ZIP as
@@ -22,6 +25,8 @@ import type { DataAccessor } from './records.js';
 
 export const EXPORT_JOB = 'data.export';
 export const EXPORT_CLEANUP = 'data.export-cleanup';
+/** Where the customer's finished archives live: under its prefix, so the purge (R10.7) takes them too. */
+export const customerExportsPrefix = (customerId: string) => `customers/${customerId}/exports/`;
 /** How long a finished export can be downloaded. */
 export const EXPORT_KEEP_HOURS = 24;
 
@@ -64,10 +69,16 @@ export function exportJobView(r: Row, now: Date): ExportJobView {
   };
 }
 
+const EXPORT_REQUEST_LOCK_CLASS = 7_310_304;
+
 /** Queues an export; one at a time per customer (a second request returns the one in progress). */
 export async function requestExport(db: Db, clock: Clock, queue: JobQueue, who: DataAccessor & { actor: Actor & { id: string } }): Promise<ExportJobView> {
   const now = clock.now();
   return db.transaction().execute(async (trx) => {
+    // Requests of one customer take turns: FOR UPDATE below locks no row while none is in
+    // progress, so two requests at once on PostgreSQL would each find none and each queue an
+    // export. The second now waits for the first to commit, then finds its export.
+    await sql`select pg_advisory_xact_lock(${EXPORT_REQUEST_LOCK_CLASS}, hashtext(${who.customerId}))`.execute(trx);
     const running = await trx
       .selectFrom('data_export_jobs')
       .selectAll()
@@ -111,14 +122,28 @@ export async function getExportJob(db: DbOrTx, clock: Clock, customerId: string,
   return exportJobView(row, clock.now());
 }
 
-export async function openExportDownload(db: DbOrTx, clock: Clock, files: BlobStore, customerId: string, id: string): Promise<{ job: ExportJobView; stream: NodeJS.ReadableStream }> {
-  const row = await db.selectFrom('data_export_jobs').selectAll().where('id', '=', id).where('customer_id', '=', customerId).executeTakeFirst();
+/**
+ * The finished archive, for its download. Each download is a read of all the customer's data, so
+ * each is logged (who, when, from where) like any other read of it (R10.5, data access log); the
+ * run of the job logged only that the export was built, and by whom.
+ */
+export async function openExportDownload(db: Db, clock: Clock, files: BlobStore, who: DataAccessor, id: string): Promise<{ job: ExportJobView; stream: NodeJS.ReadableStream }> {
+  const row = await db.selectFrom('data_export_jobs').selectAll().where('id', '=', id).where('customer_id', '=', who.customerId).executeTakeFirst();
   if (!row) throw errors.notFound('エクスポート / export', id);
   const job = exportJobView(row, clock.now());
   if (job.state !== 'done' || !row.blob_key) {
     throw new HokanError('conflict', bi(job.state === 'expired' ? 'ダウンロード期限を過ぎました。もう一度エクスポートしてください。' : 'エクスポートはまだ完了していません。', job.state === 'expired' ? 'The download has expired; please export again.' : 'The export has not finished.'));
   }
-  return { job, stream: await files.get(row.blob_key) };
+  const stream = await files.get(row.blob_key).catch((err: unknown) => {
+    throw fromStorageError(err, 'エクスポート / export', id);
+  });
+  try {
+    await logDataRead(db, clock, { ...who, operation: 'download', targetType: 'export', targetId: id });
+  } catch (err) {
+    destroyStream(stream);
+    throw err;
+  }
+  return { job, stream };
 }
 
 class ByteCounter extends Transform {
@@ -174,7 +199,7 @@ export async function runExportJob(deps: { db: Db; clock: Clock; files: BlobStor
     const counter = new ByteCounter((n) => {
       latest = { ...latest, bytes: n };
     });
-    const key = `customers/${row.customer_id}/exports/${exportId}.zip`;
+    const key = `${customerExportsPrefix(row.customer_id)}${exportId}.zip`;
     const put = files.put(key, counter, { contentType: 'application/zip' });
     await Promise.all([pipeline(stream as NodeJS.ReadableStream, counter), put]);
     const stored = await put;

@@ -4,7 +4,7 @@ import { actorOf } from '../core/auth/principal.js';
 import { errors } from '../core/errors.js';
 import type { AppContext } from '../http/context.js';
 import { principalOf, router } from '../http/route-kit.js';
-import { exportCustomerData, rfc5987 } from './export.js';
+import { attachmentDisposition, exportCustomerData } from './export.js';
 import type { DataAccessor } from './records.js';
 
 /**
@@ -28,7 +28,9 @@ async function exportAccessor(ctx: AppContext, req: FastifyRequest): Promise<Dat
 }
 
 export function registerExportRoutes(app: FastifyInstance, ctx: AppContext): void {
+  // No automatic HEAD: it would run this handler, build a whole archive only to drop it, and log an export.
   router(app).get('/data/export', {
+    exposeHeadRoute: false,
     schema: {
       tags: ['data'],
       summary: "Download all of the customer's records and files as one ZIP (R10.5; customer admin only; streamed)",
@@ -42,7 +44,7 @@ export function registerExportRoutes(app: FastifyInstance, ctx: AppContext): voi
     stream.once('error', (err) => req.log.error({ err, customerId: who.customerId }, 'data export aborted'));
     return reply
       .header('content-type', 'application/zip')
-      .header('content-disposition', `attachment; filename="${filename.replace(/[^\x20-\x7e]|["\\]/g, '_')}"; filename*=UTF-8''${rfc5987(filename)}`)
+      .header('content-disposition', attachmentDisposition(filename))
       .header('cache-control', 'no-store')
       .header('x-content-type-options', 'nosniff')
       .send(stream);

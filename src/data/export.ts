@@ -142,6 +142,16 @@ export function rfc5987(value: string): string {
   return encodeURIComponent(value).replace(/['()*!]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
+/**
+ * `Content-Disposition: attachment` for a download (RFC 6266): `filename*` carries the real name
+ * (Japanese included), `filename` an ASCII stand-in for clients that do not read `filename*`. The
+ * stand-in has no quote or backslash (they would end or escape the quoted string) and no `%`
+ * (some clients percent-decode it).
+ */
+export function attachmentDisposition(filename: string): string {
+  return `attachment; filename="${filename.replace(/[^\x20-\x7e]|["\\%]/g, '_')}"; filename*=UTF-8''${rfc5987(filename)}`;
+}
+
 const CUSTOMER_CODE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 
 export function exportFilename(customer: { id: string; code: string }, at: Date): string {

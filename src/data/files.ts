@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { Transform, type Readable } from 'node:stream';
+import { finished, Transform, type Readable } from 'node:stream';
 import type { Clock } from '../core/clock.js';
 import type { Db, DbOrTx } from '../core/db/database.js';
 import { errors, HokanError } from '../core/errors.js';
 import { bi } from '../core/i18n.js';
-import type { BlobStore } from '../storage/index.js';
+import type { BlobStore, PutResult } from '../storage/index.js';
 import { changeCustomerData, logDataAccess, logDataRead } from './access-log.js';
 import type { DataAccessor } from './records.js';
+import { fromStorageError } from './storage-errors.js';
 
 export interface FileView {
   id: string;
@@ -43,6 +44,38 @@ function sizeLimit(limit: number): Transform {
   });
 }
 
+/** The client went away before the whole body arrived; nothing of the upload is kept. */
+export class UploadInterruptedError extends HokanError {
+  constructor() {
+    super(
+      'validation_failed',
+      bi('ファイルの送信が途中で終わりました。もう一度送ってください。', 'The upload ended before all of its bytes arrived; please send it again.'),
+      [{ path: 'body', message: 'the connection closed before the end of the body' }],
+    );
+  }
+}
+
+/**
+ * The body, through the size limit. A body that stops short of its end (the client went away)
+ * fails the limited stream, and so the store's put, which then removes its temp file (R3.1).
+ * finished() also reports a request that was already closed before this was called, which an
+ * 'error' listener added now would never hear of: the put would wait for ever on an open file.
+ * Not pipeline(): on a refusal it destroys the request, and with it the socket the 413 still has
+ * to go out on.
+ */
+function limitedBody(body: Readable, limit: number): { stream: Transform; release: () => void } {
+  const limited = sizeLimit(limit);
+  // The request may have closed before the store starts reading: the error is then emitted with
+  // no one listening, which would crash the process. The stream keeps it, and the store's read
+  // throws it all the same.
+  limited.on('error', () => {});
+  const release = finished(body, { writable: false }, (err) => {
+    if (err) limited.destroy(new UploadInterruptedError());
+  });
+  body.pipe(limited);
+  return { stream: limited, release };
+}
+
 export interface UploadInput {
   name: string;
   contentType: string;
@@ -55,9 +88,15 @@ export interface UploadInput {
 export async function uploadFile(db: Db, clock: Clock, store: BlobStore, who: DataAccessor, input: UploadInput): Promise<FileView> {
   const id = randomUUID();
   const key = fileBlobKey(who.customerId, id);
-  const limited = input.body.pipe(sizeLimit(input.maxBytes));
-  input.body.on('error', (e) => limited.destroy(e));
-  const stored = await store.put(key, limited, { contentType: input.contentType });
+  const body = limitedBody(input.body, input.maxBytes);
+  let stored: PutResult;
+  try {
+    stored = await store.put(key, body.stream, { contentType: input.contentType });
+  } catch (err) {
+    throw fromStorageError(err, 'ファイル / file', id);
+  } finally {
+    body.release();
+  }
   try {
     if (input.expectedSha256 && input.expectedSha256.toLowerCase() !== stored.sha256) {
       throw new HokanError(
@@ -96,9 +135,22 @@ export async function getFile(db: Db, clock: Clock, who: DataAccessor, id: strin
 
 export async function openFileContent(db: Db, clock: Clock, store: BlobStore, who: DataAccessor, id: string): Promise<{ file: FileView; stream: NodeJS.ReadableStream }> {
   const row = await fileRow(db, who.customerId, id);
-  const stream = await store.get(row.blob_key);
-  await logDataRead(db, clock, { ...who, operation: 'download', targetType: 'file', targetId: id });
+  // R3.1: the object may be gone (a delete committed after the row was read) or the store down.
+  const stream = await store.get(row.blob_key).catch((err: unknown) => {
+    throw fromStorageError(err, 'ファイル / file', id);
+  });
+  try {
+    await logDataRead(db, clock, { ...who, operation: 'download', targetType: 'file', targetId: id });
+  } catch (err) {
+    // No download without its log entry; and the open file goes with it.
+    destroyStream(stream);
+    throw err;
+  }
   return { file: view(row), stream };
+}
+
+export function destroyStream(stream: NodeJS.ReadableStream): void {
+  if ('destroy' in stream && typeof stream.destroy === 'function') (stream as { destroy(): void }).destroy();
 }
 
 export async function listFiles(db: Db, clock: Clock, who: DataAccessor, opts: { limit: number; after?: string }): Promise<{ files: FileView[]; nextAfter: string | null }> {

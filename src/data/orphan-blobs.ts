@@ -3,7 +3,8 @@ import type { Clock } from '../core/clock.js';
 import type { Db } from '../core/db/database.js';
 import type { JobQueue } from '../core/jobs/job-queue.js';
 import { listCustomers } from '../contracts/customers.js';
-import type { BlobStore } from '../storage/index.js';
+import { LocalDirectoryStore, type BlobStore } from '../storage/index.js';
+import { customerExportsPrefix } from './export-jobs.js';
 import { customerFilesPrefix } from './files.js';
 
 export const ORPHAN_BLOB_SWEEP = 'data.orphan-blobs';
@@ -17,6 +18,8 @@ export interface OrphanSweepResult {
   recorded: number;
   /** Objects removed: unreferenced since at least the grace period. */
   removed: number;
+  /** Temp files of writes cut off by a killed process, older than the grace period, removed. */
+  leftovers: number;
 }
 
 /**
@@ -29,7 +32,7 @@ export interface OrphanSweepResult {
  */
 export async function sweepOrphanBlobs(deps: { db: Db; clock: Clock; files: BlobStore }, graceMs = ORPHAN_GRACE_MS): Promise<OrphanSweepResult> {
   const { db, clock, files } = deps;
-  const result: OrphanSweepResult = { recorded: 0, removed: 0 };
+  const result: OrphanSweepResult = { recorded: 0, removed: 0, leftovers: 0 };
   for (const customer of await listCustomers(db)) {
     const customerId = customer.id;
     let batch: string[] = [];
@@ -72,14 +75,34 @@ export async function sweepOrphanBlobs(deps: { db: Db; clock: Clock; files: Blob
       await db.deleteFrom('orphan_blob_candidates').where('blob_key', '=', blob_key).execute();
       removed++;
     }
-    if (removed > 0) {
+    const leftovers = await removeLeftovers(files, customerId, graceMs);
+    if (removed > 0 || leftovers > 0) {
       result.removed += removed;
+      result.leftovers += leftovers;
       await db.transaction().execute((trx) =>
-        appendAudit(trx, clock, { actor, action: 'files.orphans_removed', subjectType: 'customer', subjectId: customerId, customerId, details: { objects: removed } }),
+        appendAudit(trx, clock, { actor, action: 'files.orphans_removed', subjectType: 'customer', subjectId: customerId, customerId, details: { objects: removed, leftovers } }),
       );
     }
   }
   return result;
+}
+
+/**
+ * A process killed mid-upload or mid-export leaves the part it wrote as a temp file beside the
+ * object (`<key>.hokan-tmp-*`). `list` never shows one, so the sweep above never sees it, and it
+ * would otherwise hold the customer's bytes until the purge at contract end (R10.7). Those past
+ * the grace period go: no upload or export writes for that long. Their age is the file's mtime,
+ * which the filesystem stamps from the wall clock, so it is compared with the wall clock: an
+ * injected clock running ahead would take an upload still in progress. Only the directory store
+ * has such files; an S3 upload cut off is an incomplete multipart upload, which the bucket's
+ * lifecycle rule aborts.
+ */
+async function removeLeftovers(files: BlobStore, customerId: string, graceMs: number): Promise<number> {
+  if (!(files instanceof LocalDirectoryStore)) return 0;
+  const wallNow = new Date();
+  let n = 0;
+  for (const prefix of [customerFilesPrefix(customerId), customerExportsPrefix(customerId)]) n += await files.removeLeftovers(prefix, wallNow, graceMs);
+  return n;
 }
 
 export function registerOrphanBlobJobs(queue: JobQueue, files: BlobStore): void {

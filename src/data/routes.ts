@@ -7,14 +7,19 @@ import { bi } from '../core/i18n.js';
 import { activeStopFor, stopUnavailableError } from '../incidents/stops.js';
 import type { AppContext } from '../http/context.js';
 import { instant, principalOf, router, uuid } from '../http/route-kit.js';
-import type { BlobStore } from '../storage/index.js';
+import { StorageError, type BlobStore } from '../storage/index.js';
 import { searchDataAccess } from './access-log.js';
+import { attachmentDisposition } from './export.js';
 import { deleteFile, getFile, listFiles, openFileContent, uploadFile } from './files.js';
-import { COLLECTION_RE, createRecord, deleteRecord, getRecord, listCollections, listRecords, MAX_PAGE, RECORD_ID_RE, updateRecord, type DataAccessor } from './records.js';
+import { COLLECTION_RE, createRecord, deleteRecord, getRecord, jsonValueProblem, listCollections, listRecords, MAX_PAGE, RECORD_ID_RE, updateRecord, type DataAccessor, type VersionCondition } from './records.js';
 
 const collection = z.string().regex(COLLECTION_RE, { error: 'a collection name: a–z first, then up to 63 of a–z 0–9 _ -' });
 const recordId = z.string().regex(RECORD_ID_RE, { error: 'a record id: up to 128 of A–Z a–z 0–9 . _ -, not starting with . _ -' });
-const recordData = z.record(z.string(), z.unknown(), { error: 'must be a JSON object' });
+// R3.1: what jsonb cannot hold is a 400 naming the part, not a 500 from the database.
+const recordData = z.record(z.string(), z.unknown(), { error: 'must be a JSON object' }).superRefine((data, ctx) => {
+  const problem = jsonValueProblem(data);
+  if (problem) ctx.addIssue({ code: 'custom', path: problem.path, message: problem.message });
+});
 const limit = z.coerce.number().int().min(1).max(MAX_PAGE).default(100);
 
 /**
@@ -50,15 +55,31 @@ async function dataAccessor(ctx: AppContext, req: FastifyRequest): Promise<DataA
   return { customerId: p.customerId, actor: actorOf(p), sourceIp: req.ip ?? null };
 }
 
-/** Accepts `"v3"`, `W/"v3"`, `"3"` or `3`. */
-function parseIfMatch(header: string | undefined): number | null {
+/**
+ * If-Match (RFC 9110 §13.1.1): `*` (the record as it is now, whatever its version) or a list of
+ * ETags (`"v3", "v4"`; repeated headers arrive joined the same way). `"3"` and `3` are taken too.
+ * So are weak tags (`W/"v3"`), though If-Match compares strongly: a proxy that compresses a
+ * response weakens its ETag, and the version the tag names is still exact, so refusing it would
+ * leave such a client no way to update.
+ */
+function parseIfMatch(header: string | undefined): VersionCondition | null {
   if (header === undefined) return null;
-  const m = /^(?:W\/)?"?v?(\d{1,9})"?$/.exec(header.trim());
-  if (!m) throw errors.invalidField('If-Match', 'If-Match には ETag（例: "v3"）を指定してください。', 'must be the ETag of the record, e.g. "v3"');
-  return Number(m[1]);
+  if (header.trim() === '*') return 'any';
+  const versions: number[] = [];
+  for (const tag of header.split(',')) {
+    const m = /^(?:W\/)?"?v?(\d{1,9})"?$/.exec(tag.trim());
+    if (!m) throw errors.invalidField('If-Match', 'If-Match には ETag（例: "v3"）または * を指定してください。', 'must be * or the ETag of the record (e.g. "v3"), or a list of them');
+    versions.push(Number(m[1]));
+  }
+  return versions;
 }
 
 const etag = (version: number) => `"v${version}"`;
+
+/** A file store that cannot answer is the operators' to fix: the 503 says little, the log says which store and why. */
+function logStorageOutage(req: FastifyRequest, err: unknown): void {
+  if (err instanceof HokanError && err.code === 'service_unavailable' && err.cause instanceof StorageError) req.log.error({ err: err.cause }, 'file store unavailable');
+}
 
 function parseWhere(raw: string | undefined): Record<string, unknown> | undefined {
   if (raw === undefined) return undefined;
@@ -71,6 +92,12 @@ function parseWhere(raw: string | undefined): Record<string, unknown> | undefine
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed) || Object.keys(parsed).length > 20) {
     throw errors.invalidField('where', 'where は20項目以内のJSONオブジェクトで指定してください。', 'must be a JSON object with at most 20 fields');
   }
+  // R3.1: a filter jsonb cannot hold is refused like a record that it cannot hold.
+  const problem = jsonValueProblem(parsed);
+  if (problem) {
+    const path = ['where', ...problem.path].join('.');
+    throw errors.invalidField(path, '扱えない値です（NUL文字、対になっていないサロゲート、深すぎる入れ子、大きすぎる数は使えません）。', problem.message);
+  }
   return parsed as Record<string, unknown>;
 }
 
@@ -79,7 +106,7 @@ export function registerDataRoutes(app: FastifyInstance, ctx: AppContext, files:
 
   r.get('/data/collections', { schema: { tags: ['data'], summary: 'Collections with their record counts (R3.1)' } }, async (req) => {
     const who = await dataAccessor(ctx, req);
-    return { collections: await listCollections(ctx.db, who.customerId) };
+    return { collections: await listCollections(ctx.db, ctx.clock, who) };
   });
 
   r.get('/data/collections/:collection/records', {
@@ -140,14 +167,23 @@ export function registerDataRoutes(app: FastifyInstance, ctx: AppContext, files:
     return { file: await getFile(ctx.db, ctx.clock, who, req.params.fileId) };
   });
 
-  r.get('/data/files/:fileId/content', { schema: { tags: ['data'], summary: 'Download a file (streamed)', params: fileParams } }, async (req, reply) => {
+  // No automatic HEAD: it would run this handler, read the whole file and log a download. The
+  // metadata route answers what a HEAD would ask.
+  r.get('/data/files/:fileId/content', { exposeHeadRoute: false, schema: { tags: ['data'], summary: 'Download a file (streamed)', params: fileParams } }, async (req, reply) => {
     const who = await dataAccessor(ctx, req);
-    const { file, stream } = await openFileContent(ctx.db, ctx.clock, files, who, req.params.fileId);
+    let opened: Awaited<ReturnType<typeof openFileContent>>;
+    try {
+      opened = await openFileContent(ctx.db, ctx.clock, files, who, req.params.fileId);
+    } catch (err) {
+      logStorageOutage(req, err);
+      throw err;
+    }
+    const { file, stream } = opened;
     return reply
       .header('content-type', file.contentType)
       .header('content-length', String(file.size))
       .header('x-content-sha256', file.sha256)
-      .header('content-disposition', `attachment; filename*=UTF-8''${encodeURIComponent(file.name)}`)
+      .header('content-disposition', attachmentDisposition(file.name))
       .send(stream);
   });
 
@@ -161,6 +197,14 @@ export function registerDataRoutes(app: FastifyInstance, ctx: AppContext, files:
   app.register(async (scope) => {
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
+    // Any answer sent before the body was read to its end (too large, not allowed, store down,
+    // invalid name) closes the connection. Nothing reads the rest of the body: a kept-alive socket
+    // would wait for it until the request timeout, and the client's close then would be counted
+    // as a protocol violation.
+    scope.addHook('onSend', async (req, reply, payload) => {
+      if (!req.raw.complete) reply.header('connection', 'close');
+      return payload;
+    });
     router(scope).post('/data/files', {
       schema: {
         tags: ['data'],
@@ -175,14 +219,19 @@ export function registerDataRoutes(app: FastifyInstance, ctx: AppContext, files:
         throw new HokanError('payload_too_large', bi(`ファイルが大きすぎます（上限 ${ctx.config.maxFileBytes} バイト）。`, `The file is larger than the limit of ${ctx.config.maxFileBytes} bytes.`));
       }
       const sha = req.headers['x-content-sha256'];
-      const file = await uploadFile(ctx.db, ctx.clock, files, who, {
-        name: req.query.name,
-        contentType: (req.headers['content-type'] ?? 'application/octet-stream').slice(0, 200),
-        body: req.raw,
-        maxBytes: ctx.config.maxFileBytes,
-        ...(typeof sha === 'string' ? { expectedSha256: sha } : {}),
-      });
-      return reply.code(201).send({ file });
+      try {
+        const file = await uploadFile(ctx.db, ctx.clock, files, who, {
+          name: req.query.name,
+          contentType: (req.headers['content-type'] ?? 'application/octet-stream').slice(0, 200),
+          body: req.raw,
+          maxBytes: ctx.config.maxFileBytes,
+          ...(typeof sha === 'string' ? { expectedSha256: sha } : {}),
+        });
+        return reply.code(201).send({ file });
+      } catch (err) {
+        logStorageOutage(req, err);
+        throw err;
+      }
     });
   });
 

@@ -12,7 +12,7 @@ import { actorOf, canSeeFee, isCustomerAdminOf } from '../core/auth/principal.js
 import { errors, HokanError } from '../core/errors.js';
 import { addDays, japanDateOf } from '../core/japan-time.js';
 import { getExportJob, listExportJobs, openExportDownload, requestExport, type ExportJobView } from '../data/export-jobs.js';
-import { rfc5987 } from '../data/export.js';
+import { attachmentDisposition } from '../data/export.js';
 import { assertCustomerServed } from '../data/routes.js';
 import { listIncidents, type IncidentView } from '../incidents/incidents.js';
 import { listStops, stopView } from '../incidents/stops.js';
@@ -212,16 +212,18 @@ ${jobs.length > 1 ? html`<h2>${t('これまでのエクスポート', 'Earlier e
     const job = await requestExport(ctx.db, ctx.clock, ctx.queue, { customerId: p.customerId, actor: { ...actorOf(p), id: p.userId }, sourceIp: req.ip ?? null });
     return seeOther(reply, `/portal/export?job=${job.id}`);
   });
-  app.get('/portal/exports/:exportId/download', { schema: { hide: true, params: z.object({ exportId: z.uuid() }) } }, async (req, reply) => {
+  // No automatic HEAD: it would run this handler, open the archive and log a download nobody took.
+  app.get('/portal/exports/:exportId/download', { exposeHeadRoute: false, schema: { hide: true, params: z.object({ exportId: z.uuid() }) } }, async (req, reply) => {
     const p = customer(req);
     requireCustomerAdmin(p);
     await assertCustomerServed(ctx, p.customerId);
-    const { job, stream } = await openExportDownload(ctx.db, ctx.clock, ctx.files, p.customerId, (req.params as { exportId: string }).exportId);
-    const filename = job.filename ?? 'export.zip';
+    // R10.5: each download is logged in the data access log, as who took it and from where.
+    const who = { customerId: p.customerId, actor: actorOf(p), sourceIp: req.ip ?? null };
+    const { job, stream } = await openExportDownload(ctx.db, ctx.clock, ctx.files, who, (req.params as { exportId: string }).exportId);
     return reply
       .header('content-type', 'application/zip')
       .header('content-length', String(job.bytes))
-      .header('content-disposition', `attachment; filename="${filename.replace(/[^\x20-\x7e]|["\\]/g, '_')}"; filename*=UTF-8''${rfc5987(filename)}`)
+      .header('content-disposition', attachmentDisposition(job.filename ?? 'export.zip'))
       .header('cache-control', 'no-store')
       .send(stream);
   });
