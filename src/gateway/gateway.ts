@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { listContracts, suspendContract } from '../contracts/contracts.js';
-import { appendAudit, systemActor } from '../core/audit/audit-log.js';
+import { appendAudit, systemActor, type Actor } from '../core/audit/audit-log.js';
 import type { Clock } from '../core/clock.js';
 import type { Db } from '../core/db/database.js';
 import { queueMisuseNotices } from '../notify/misuse-notice.js';
@@ -13,6 +13,9 @@ import { GatewayConfigError, type GatewaySettings } from './settings.js';
 import { IDS_CLASSES, IdsEngine, type IdsClass } from './ids/index.js';
 import { SourceRateMonitor } from './rate.js';
 
+/** How often an instance reads the shared emergency declaration (R13.1). */
+const EMERGENCY_SYNC_MS = 5_000;
+
 /** Paths only the provider's staff use: kept answerable under congestion. */
 const PROVIDER_PATHS = ['/api/v1/gateway', '/api/v1/backups', '/api/v1/audit', '/api/v1/operators', '/api/v1/data-deletion-due'];
 
@@ -23,6 +26,7 @@ export class Gateway {
   readonly events: GatewayEventRecorder;
   readonly misuse: MisuseDetector;
   readonly admission: AdmissionController;
+  #emergencySync: NodeJS.Timeout | undefined;
 
   private constructor(
     readonly settings: GatewaySettings,
@@ -68,10 +72,47 @@ export class Gateway {
 
   start(): void {
     this.events.start();
+    // R13.1: a declaration made on another instance reaches this one within the interval.
+    const sync = () => void this.syncEmergency().catch((err: unknown) => this.logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'gateway: reading the emergency declaration failed'));
+    sync();
+    this.#emergencySync ??= setInterval(sync, EMERGENCY_SYNC_MS);
+    this.#emergencySync.unref();
   }
 
   async stop(): Promise<void> {
+    if (this.#emergencySync) clearInterval(this.#emergencySync);
+    this.#emergencySync = undefined;
     await this.events.stop();
+  }
+
+  /**
+   * Declares or ends an emergency (R13.1) for every instance: stored with its audit entry, applied
+   * here at once, and by the other instances at their next reading (decision 0014). Kept in memory
+   * only, it held on the one instance that took the request, and was lost on its restart.
+   */
+  async setEmergency(on: boolean, reason: string, actor: Actor): Promise<ReturnType<AdmissionController['declareEmergency']>> {
+    const now = this.clock.now();
+    const current = await this.db.selectFrom('gateway_emergency').select(['active', 'since']).where('id', '=', 1).executeTakeFirst();
+    const since = on ? (current?.active && current.since ? current.since : now) : null;
+    await this.db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('gateway_emergency')
+        .values({ id: 1, active: on, reason: on ? reason : null, since, changed_at: now, changed_by: actor.label })
+        .onConflict((oc) => oc.column('id').doUpdateSet({ active: on, reason: on ? reason : null, since, changed_at: now, changed_by: actor.label }))
+        .execute();
+      await appendAudit(trx, this.clock, { actor, action: on ? 'gateway.emergency_declared' : 'gateway.emergency_ended', subjectType: 'gateway', subjectId: 'emergency', reason });
+    });
+    return this.admission.declareEmergency(on, reason, since?.toISOString());
+  }
+
+  /** Applies the stored declaration to this instance's admission when it differs. */
+  async syncEmergency(): Promise<void> {
+    const row = await this.db.selectFrom('gateway_emergency').selectAll().where('id', '=', 1).executeTakeFirst();
+    if (!row) return;
+    const mine = this.admission.stats().emergency;
+    const since = row.since?.toISOString() ?? null;
+    if (mine.on === row.active && mine.reason === row.reason && mine.since === since) return;
+    this.admission.declareEmergency(row.active, row.reason ?? '', since ?? undefined);
   }
 
   /**

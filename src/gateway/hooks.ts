@@ -325,11 +325,7 @@ export function registerGatewayRoutes(app: FastifyInstance, ctx: AppContext, gat
     schema: { tags: ['gateway'], summary: 'Declare or end an emergency: priority traffic first, the rest restricted (R13.1; admin)', body: z.object({ on: z.boolean(), reason: note }) },
   }, async (req) => {
     const p = requireOperatorRole(principalOf(req), 'admin');
-    const state = gateway.admission.declareEmergency(req.body.on, req.body.reason);
-    await ctx.db.transaction().execute((trx) =>
-      appendAudit(trx, ctx.clock, { actor: actorOf(p), action: req.body.on ? 'gateway.emergency_declared' : 'gateway.emergency_ended', subjectType: 'gateway', subjectId: ctx.config.instanceId, reason: req.body.reason }),
-    );
-    return { emergency: state };
+    return { emergency: await gateway.setEmergency(req.body.on, req.body.reason, actorOf(p)) };
   });
 
   r.get('/customers/:customerId/misuse-flags', {

@@ -127,6 +127,23 @@ describe.each(databaseKinds)('the gateway chain on %s', (kind) => {
     expect(status.json().admission.emergency.on).toBe(true);
     await app.request({ method: 'POST', url: '/api/v1/gateway/emergency', cookie: ops, payload: { on: false, reason: '復旧' } });
   });
+
+  it('R13.1 the declaration is shared: another instance’s declaration is applied here at the next reading, and its end too', async () => {
+    const gateway = app.ctx.gateway!;
+    const stored = await app.ctx.db.selectFrom('gateway_emergency').selectAll().executeTakeFirstOrThrow();
+    expect(stored).toMatchObject({ active: false, reason: null });
+    expect(stored.changed_by).toContain('gw-admin');
+    // Another instance took the operator's request: only the shared row changed.
+    const since = new Date('2026-11-24T02:00:00Z');
+    await app.ctx.db.updateTable('gateway_emergency').set({ active: true, reason: '別の入口で宣言', since, changed_at: since, changed_by: 'gw-admin' }).where('id', '=', 1).execute();
+    expect(gateway.admission.stats().emergency.on).toBe(false);
+    await gateway.syncEmergency();
+    expect(gateway.admission.stats().emergency).toEqual({ on: true, reason: '別の入口で宣言', since: since.toISOString() });
+    expect((await app.request({ method: 'GET', url: '/api/v1/gateway/status', cookie: ops })).json().admission.emergency.on).toBe(true);
+    await app.ctx.db.updateTable('gateway_emergency').set({ active: false, reason: null, since: null }).where('id', '=', 1).execute();
+    await gateway.syncEmergency();
+    expect(gateway.admission.stats().emergency.on).toBe(false);
+  });
 });
 
 describe('R12.2 the IDS in the chain', () => {

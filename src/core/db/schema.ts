@@ -757,6 +757,16 @@ export interface StatusSubscribersTable {
   unsubscribed_at: Timestamp | null;
 }
 
+/** R13.1: the one row of the operator-declared emergency (migration 0019). */
+export interface GatewayEmergencyTable {
+  id: number;
+  active: boolean;
+  reason: string | null;
+  since: Date | null;
+  changed_at: Date;
+  changed_by: string;
+}
+
 export interface Database {
   outbound_email_bodies: OutboundEmailBodiesTable;
   notice_contacts: NoticeContactsTable;
@@ -804,6 +814,7 @@ export interface Database {
   deletion_certificates: DeletionCertificatesTable;
   data_records: DataRecordsTable;
   orphan_blob_candidates: OrphanBlobCandidatesTable;
+  gateway_emergency: GatewayEmergencyTable;
   data_files: DataFilesTable;
   data_access_log: DataAccessLogTable;
   users: UsersTable;

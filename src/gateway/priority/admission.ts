@@ -219,8 +219,8 @@ export class AdmissionController {
   }
 
   /** Operator-declared emergency (R13.1): standard traffic is narrowed to a fraction of the shared slots. */
-  declareEmergency(on: boolean, reason: string): AdmissionStats['emergency'] {
-    this.#emergency = on ? { on: true, reason, since: this.#emergency.on ? this.#emergency.since : this.#clock.now().toISOString() } : { on: false, reason: null, since: null };
+  declareEmergency(on: boolean, reason: string, since?: string): AdmissionStats['emergency'] {
+    this.#emergency = on ? { on: true, reason, since: since ?? (this.#emergency.on ? this.#emergency.since : this.#clock.now().toISOString()) } : { on: false, reason: null, since: null };
     if (!on) this.#drain();
     return { ...this.#emergency };
   }

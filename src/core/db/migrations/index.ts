@@ -17,10 +17,11 @@ import * as m0015 from './0015-emergency-stop-incident.js';
 import * as m0016 from './0016-restore-jobs.js';
 import * as m0017 from './0017-record-digest.js';
 import * as m0018 from './0018-orphan-blobs.js';
+import * as m0019 from './0019-gateway-emergency.js';
 
 /** Imported statically so the list cannot differ between a checkout and a packaged install. */
 export const migrationProvider: MigrationProvider = {
   async getMigrations(): Promise<Record<string, Migration>> {
-    return { '0001-spine': m0001, '0002-data': m0002, '0003-backup': m0003, '0004-migration': m0004, '0005-gateway': m0005, '0006-stops': m0006, '0007-notify': m0007, '0008-incidents': m0008, '0009-monitoring': m0009, '0010-hardware-and-rounds': m0010, '0011-notices': m0011, '0012-breach-and-reports': m0012, '0013-terms': m0013, '0014-export-jobs': m0014, '0015-emergency-stop-incident': m0015, '0016-restore-jobs': m0016, '0017-record-digest': m0017, '0018-orphan-blobs': m0018 };
+    return { '0001-spine': m0001, '0002-data': m0002, '0003-backup': m0003, '0004-migration': m0004, '0005-gateway': m0005, '0006-stops': m0006, '0007-notify': m0007, '0008-incidents': m0008, '0009-monitoring': m0009, '0010-hardware-and-rounds': m0010, '0011-notices': m0011, '0012-breach-and-reports': m0012, '0013-terms': m0013, '0014-export-jobs': m0014, '0015-emergency-stop-incident': m0015, '0016-restore-jobs': m0016, '0017-record-digest': m0017, '0018-orphan-blobs': m0018, '0019-gateway-emergency': m0019 };
   },
 };
