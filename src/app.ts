@@ -51,7 +51,7 @@ export async function createApp(
   opts: { clock?: Clock; logger?: Logger; database?: DatabaseHandle; files?: BlobStore; env?: NodeJS.ProcessEnv; /** false only to measure the bare route in the gateway benchmark */ gateway?: boolean; /** e.g. the notices domain's first-notice hook (R8.1) */ onIncidentOpened?: MonitorSchedulerOptions['onIncidentOpened'] } = {},
 ): Promise<App> {
   // Secrets never reach the log (R12.1): credentials in headers and any password/token field.
-  const logger = opts.logger ?? pino({ level: config.logLevel, base: { instance: config.instanceId }, redact: ['req.headers.authorization', 'req.headers.cookie', '*.password', '*.token', '*.secret', '*.totpCode'] });
+  const logger = opts.logger ?? pino({ level: config.logLevel, base: { instance: config.instanceId }, redact: ['req.headers.authorization', 'req.headers.cookie', '*.password', '*.token', '*.secret', '*.totpCode', '*.newPassword', '*.currentPassword'] });
   const database = opts.database ?? (await openDatabase(databaseTargetOf(config)));
   database.health.attach(logger);
   await migrate(database.db);

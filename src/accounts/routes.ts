@@ -10,8 +10,9 @@ import type { AppContext } from '../http/context.js';
 import { displayName, email, humanPrincipal, loginId, principalOf, router, SESSION_COOKIE, uuid } from '../http/route-kit.js';
 
 import { createApiToken, listApiTokens, revokeApiToken } from './api-tokens.js';
-import { deleteSession } from './sessions.js';
+import { deleteSession, tokenDigest } from './sessions.js';
 import { signIn } from './sign-in.js';
+import { changeOwnPassword, disableUser, enableUser, resetPassword, type UserScope } from './user-lifecycle.js';
 import { createCustomerUser, createOperator, listCustomerUsers, listOperators } from './users.js';
 
 const customerParams = z.object({ customerId: uuid });
@@ -34,10 +35,28 @@ async function requireCustomerManager(ctx: AppContext, p: Principal, customerId:
   }
 }
 
+/**
+ * Disabling, enabling and resetting the password of a customer's user: that customer's own admins
+ * (R18.1) and the provider's admins (R11.1③, e.g. a misused ID). Unlike adding users, not the
+ * provider's `operator` role: these act on a person's access, not on setting a customer up.
+ */
+async function requireUserAdministrator(ctx: AppContext, p: Principal, customerId: string): Promise<void> {
+  if (!canAccessCustomer(p, customerId) || !(await findCustomer(ctx.db, customerId))) {
+    throw errors.notFound('お客様 / customer', customerId);
+  }
+  if (!hasOperatorRole(p, 'admin') && !isCustomerAdminOf(p, customerId)) {
+    throw errors.forbidden("requires the customer's admin or a provider admin", 'お客様の管理者または事業者の管理者（admin）の権限が必要です');
+  }
+}
+
 /** Request bodies, shared with the web forms (src/web/) so both validate alike. */
 export const loginBody = z.object({ loginId: z.string().min(1).max(64), password: z.string().min(1).max(256), totpCode: z.string().regex(/^\d{6}$/, { error: 'a 6-digit code' }).optional() });
 export const customerUserBody = z.object({ loginId, displayName, email, role: z.enum(CUSTOMER_ROLES), password: z.string().max(256) });
 export const apiTokenBody = z.object({ name: z.string().trim().min(1).max(100) });
+/** Optional (Fastify hands a bare POST over as null), so a bare POST works; the reason goes to the audit log. */
+export const userAccessBody = z.object({ reason: z.string().trim().max(2000).optional() }).nullish();
+export const passwordChangeBody = z.object({ currentPassword: z.string().min(1).max(256), newPassword: z.string().max(256) });
+export const passwordResetBody = z.object({ newPassword: z.string().max(256) });
 
 export function registerAccountRoutes(app: FastifyInstance, ctx: AppContext): void {
   const r = router(app);
@@ -187,5 +206,91 @@ export function registerAccountRoutes(app: FastifyInstance, ctx: AppContext): vo
     const p = humanPrincipal(req);
     await requireCustomerManager(ctx, p, req.params.customerId);
     return { apiToken: await revokeApiToken(ctx.db, ctx.clock, actorOf(p), req.params.customerId, req.params.tokenId) };
+  });
+
+  r.post('/me/password', {
+    schema: {
+      tags: ['auth'],
+      summary: "Change one's own password (people, not API tokens): the current password is checked, the new one must meet the policy and differ; every other session of the user ends, this one stays",
+      body: passwordChangeBody,
+    },
+  }, async (req) => {
+    const p = humanPrincipal(req);
+    // A person is only ever signed in through the session cookie (API tokens are refused above).
+    const token = req.cookies[SESSION_COOKIE];
+    if (!token) throw errors.unauthenticated();
+    const result = await changeOwnPassword(ctx.db, ctx.clock, { ...actorOf(p), id: p.userId }, { ...req.body, keepSessionTokenHash: tokenDigest(token) });
+    return { changed: true, otherSessionsEnded: result.sessionsEnded };
+  });
+
+  const customerUserParams = z.object({ customerId: uuid, userId: uuid });
+  const customerScope = (customerId: string): UserScope => ({ kind: 'customer', customerId });
+  const operatorScope: UserScope = { kind: 'operator' };
+
+  r.post('/customers/:customerId/users/:userId/disable', {
+    schema: {
+      tags: ['accounts'],
+      summary: "Disable a customer's user (the customer admin, or a provider admin): sign-in is refused and every session ends at once. Not one's own ID, nor the customer's last enabled admin",
+      params: customerUserParams,
+      body: userAccessBody,
+    },
+  }, async (req) => {
+    const p = humanPrincipal(req);
+    await requireUserAdministrator(ctx, p, req.params.customerId);
+    return { user: await disableUser(ctx.db, ctx.clock, actorOf(p), customerScope(req.params.customerId), req.params.userId, { reason: req.body?.reason }) };
+  });
+
+  r.post('/customers/:customerId/users/:userId/enable', {
+    schema: { tags: ['accounts'], summary: "Enable a disabled customer's user again (the customer admin, or a provider admin)", params: customerUserParams, body: userAccessBody },
+  }, async (req) => {
+    const p = humanPrincipal(req);
+    await requireUserAdministrator(ctx, p, req.params.customerId);
+    return { user: await enableUser(ctx.db, ctx.clock, actorOf(p), customerScope(req.params.customerId), req.params.userId, { reason: req.body?.reason }) };
+  });
+
+  r.post('/customers/:customerId/users/:userId/password', {
+    schema: {
+      tags: ['accounts'],
+      summary: "Set a new password for a customer's user (the customer admin, or a provider admin); every session of the user ends. Not for one's own ID (POST /me/password)",
+      params: customerUserParams,
+      body: passwordResetBody,
+    },
+  }, async (req) => {
+    const p = humanPrincipal(req);
+    await requireUserAdministrator(ctx, p, req.params.customerId);
+    return { user: await resetPassword(ctx.db, ctx.clock, actorOf(p), customerScope(req.params.customerId), req.params.userId, req.body.newPassword) };
+  });
+
+  const operatorParams = z.object({ userId: uuid });
+
+  r.post('/operators/:userId/disable', {
+    schema: {
+      tags: ['accounts'],
+      summary: "Disable an operator (admin): sign-in is refused and every session ends at once. Not one's own ID, nor the last enabled admin",
+      params: operatorParams,
+      body: userAccessBody,
+    },
+  }, async (req) => {
+    const p = requireOperatorRole(humanPrincipal(req), 'admin');
+    return { user: await disableUser(ctx.db, ctx.clock, actorOf(p), operatorScope, req.params.userId, { reason: req.body?.reason }) };
+  });
+
+  r.post('/operators/:userId/enable', {
+    schema: { tags: ['accounts'], summary: 'Enable a disabled operator again (admin)', params: operatorParams, body: userAccessBody },
+  }, async (req) => {
+    const p = requireOperatorRole(humanPrincipal(req), 'admin');
+    return { user: await enableUser(ctx.db, ctx.clock, actorOf(p), operatorScope, req.params.userId, { reason: req.body?.reason }) };
+  });
+
+  r.post('/operators/:userId/password', {
+    schema: {
+      tags: ['accounts'],
+      summary: "Set a new password for an operator (admin); every session of the operator ends. Not for one's own ID (POST /me/password)",
+      params: operatorParams,
+      body: passwordResetBody,
+    },
+  }, async (req) => {
+    const p = requireOperatorRole(humanPrincipal(req), 'admin');
+    return { user: await resetPassword(ctx.db, ctx.clock, actorOf(p), operatorScope, req.params.userId, req.body.newPassword) };
   });
 }

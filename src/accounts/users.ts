@@ -31,7 +31,7 @@ type UserRow = {
   created_at: Date;
 };
 
-function view(r: UserRow): UserView {
+export function userView(r: UserRow): UserView {
   return {
     id: r.id,
     kind: r.kind,
@@ -45,7 +45,7 @@ function view(r: UserRow): UserView {
   };
 }
 
-const USER_COLUMNS = ['id', 'kind', 'customer_id', 'login_id', 'display_name', 'email', 'roles', 'disabled_at', 'created_at'] as const;
+export const USER_COLUMNS = ['id', 'kind', 'customer_id', 'login_id', 'display_name', 'email', 'roles', 'disabled_at', 'created_at'] as const;
 
 export interface NewOperator {
   loginId: string;
@@ -103,7 +103,7 @@ async function insertUser(
       customerId: row.customerId,
       details: { loginId: row.loginId, roles: row.roles },
     });
-    return view(inserted);
+    return userView(inserted);
   });
 }
 
@@ -117,12 +117,12 @@ export function createCustomerUser(db: Db, clock: Clock, actor: Actor, input: Ne
 
 export async function listOperators(db: DbOrTx): Promise<UserView[]> {
   const rows = await db.selectFrom('users').select(USER_COLUMNS).where('kind', '=', 'operator').orderBy('login_id').execute();
-  return rows.map(view);
+  return rows.map(userView);
 }
 
 export async function listCustomerUsers(db: DbOrTx, customerId: string): Promise<UserView[]> {
   const rows = await db.selectFrom('users').select(USER_COLUMNS).where('customer_id', '=', customerId).orderBy('login_id').execute();
-  return rows.map(view);
+  return rows.map(userView);
 }
 
 export async function countOperators(db: DbOrTx): Promise<number> {

@@ -2,13 +2,14 @@ import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { generatePassword } from '../accounts/passwords.js';
 import { createOperator } from '../accounts/users.js';
+import { disableUser, enableUser, findOperatorIdByLoginId, resetPassword } from '../accounts/user-lifecycle.js';
 import { createApp, databaseTargetOf, runInstance } from '../app.js';
 import { systemActor, verifyAuditChain } from '../core/audit/audit-log.js';
 import { OPERATOR_ROLES, type OperatorRole } from '../core/auth/principal.js';
 import { systemClock } from '../core/clock.js';
 import { ConfigError, loadConfig, type Config } from '../core/config.js';
 import { migrate, openDatabase } from '../core/db/database.js';
-import { HokanError } from '../core/errors.js';
+import { errors, HokanError } from '../core/errors.js';
 import { seedDemo } from '../seed/demo.js';
 import pino from 'pino';
 import { deriveTotpKey, generateTotpSecret, sealTotpSecret, totpUri } from '../accounts/totp.js';
@@ -81,6 +82,14 @@ function parseRoles(value: string): OperatorRole[] {
   return roles as OperatorRole[];
 }
 
+/** The same shape the API accepts, checked before the database is opened. */
+function checkLoginIdOption(value: string): string {
+  if (!/^[a-z0-9][a-z0-9._-]{2,63}$/.test(value)) {
+    throw errors.invalidField('--login-id', `「${value}」はIDの形式ではありません（a-z 0-9 . _ - の3〜64文字、英数字で始まる）。`, `"${value}" is not a sign-in ID (3–64 of a-z 0-9 . _ -, starting with a letter or digit)`);
+  }
+  return value;
+}
+
 export function buildCli(): Command {
   const program = new Command();
   program
@@ -136,6 +145,53 @@ export function buildCli(): Command {
       } finally {
         await app.close();
       }
+    });
+
+  // The operator's own way back in, and the provider's way to shut a leaver or a misused ID out at
+  // once (R18.1, R11.1③) even when no admin can sign in. Same rules as the API: the last enabled
+  // admin is never disabled.
+  operator
+    .command('disable')
+    .description("disable an operator: sign-in is refused and every session ends at once (not the last enabled admin)")
+    .requiredOption('--login-id <id>', "the operator's sign-in ID")
+    .option('--reason <text>', 'why, for the audit log')
+    .action(async (opts: { loginId: string; reason?: string }) => {
+      checkLoginIdOption(opts.loginId);
+      await withDatabase(async (h) => {
+        const id = await findOperatorIdByLoginId(h.db, opts.loginId);
+        const user = await disableUser(h.db, systemClock, systemActor('cli operator disable'), { kind: 'operator' }, id, { reason: opts.reason ?? null });
+        process.stdout.write(`disabled operator ${user.loginId}; its sessions have ended\n`);
+      });
+    });
+
+  operator
+    .command('enable')
+    .description('enable a disabled operator again')
+    .requiredOption('--login-id <id>', "the operator's sign-in ID")
+    .option('--reason <text>', 'why, for the audit log')
+    .action(async (opts: { loginId: string; reason?: string }) => {
+      checkLoginIdOption(opts.loginId);
+      await withDatabase(async (h) => {
+        const id = await findOperatorIdByLoginId(h.db, opts.loginId);
+        const user = await enableUser(h.db, systemClock, systemActor('cli operator enable'), { kind: 'operator' }, id, { reason: opts.reason ?? null });
+        process.stdout.write(`enabled operator ${user.loginId}\n`);
+      });
+    });
+
+  operator
+    .command('password')
+    .description("set a new password for an operator and end its sessions; prints a generated password unless --password-stdin")
+    .requiredOption('--login-id <id>', "the operator's sign-in ID")
+    .option('--password-stdin', 'read the new password from standard input')
+    .action(async (opts: { loginId: string; passwordStdin?: boolean }) => {
+      checkLoginIdOption(opts.loginId);
+      const password = opts.passwordStdin ? await readStdin() : generatePassword();
+      await withDatabase(async (h) => {
+        const id = await findOperatorIdByLoginId(h.db, opts.loginId);
+        const user = await resetPassword(h.db, systemClock, systemActor('cli operator password'), { kind: 'operator' }, id, password);
+        process.stdout.write(`new password set for operator ${user.loginId}; its sessions have ended\n`);
+        if (!opts.passwordStdin) process.stdout.write(`password: ${password}\n(shown only now)\n`);
+      });
     });
 
   const geo = program.command('geo').description('the offline IP-to-country database behind Japan-only (R4.1)');

@@ -7,7 +7,7 @@ import { createNotice, publishNotice } from '../../src/terms/notices.js';
 import { databaseKinds } from '../helpers/databases.js';
 import { addCustomerUser, addCustomerWithContract, addOperator, startTestApp, TEST_PASSWORD, type TestApp } from '../helpers/app.js';
 
-type Ids = { customerId: string; contractId: string; tokenId: string; noticeId: string; recordId: string; fileId: string; requestId: string; termsNoticeId: string; consultationId: string };
+type Ids = { userId: string; customerId: string; contractId: string; tokenId: string; noticeId: string; recordId: string; fileId: string; requestId: string; termsNoticeId: string; consultationId: string };
 
 /** A body that passes validation for each write route, so the walk tests access, not input checks. */
 const SAMPLE_BODIES: Record<string, unknown> = {
@@ -51,6 +51,14 @@ const SAMPLE_BODIES: Record<string, unknown> = {
   'POST /api/v1/monitors/{monitorId}/heartbeat-token': {},
   'POST /api/v1/monitors/{monitorId}/heartbeat': { token: 'hkhb_walk' },
   'POST /api/v1/me/totp/enroll': {},
+  // A wrong current password: the walk must never change the caller's own password.
+  'POST /api/v1/me/password': { currentPassword: 'not the password', newPassword: 'a walk passphrase 2026' },
+  'POST /api/v1/customers/{customerId}/users/{userId}/disable': { reason: 'x' },
+  'POST /api/v1/customers/{customerId}/users/{userId}/enable': { reason: 'x' },
+  'POST /api/v1/customers/{customerId}/users/{userId}/password': { newPassword: 'a walk passphrase 2026' },
+  'POST /api/v1/operators/{userId}/disable': { reason: 'x' },
+  'POST /api/v1/operators/{userId}/enable': { reason: 'x' },
+  'POST /api/v1/operators/{userId}/password': { newPassword: 'a walk passphrase 2026' },
   'POST /api/v1/me/totp/confirm': { secret: 'A'.repeat(32), code: '123456' },
   'POST /api/v1/stops/planned': { reason: 'maintenance', description: 'x', startsAt: '2027-01-10T01:00:00+09:00', endsAt: '2027-01-10T05:00:00+09:00', customerIds: ['{customerId}'] },
   'POST /api/v1/stops/emergency': { cause: 'other', description: 'x', customerIds: ['{customerId}'] },
@@ -103,7 +111,7 @@ describe.each(databaseKinds)('cross-customer isolation on %s', (kind) => {
       const op = await addOperator(app, `${code}-op`, ['operator']);
       const { breachNotice } = await issueBreachNotice(app.ctx.db, app.clock, { ...systemActor('t'), id: op.id }, contractId, { description: 'x', cureDeadline: new Date('2027-01-01T00:00:00Z') });
       await addCustomerUser(app, customer.id, `${code}-admin`, 'customer_admin');
-      await addCustomerUser(app, customer.id, `${code}-staff`, 'member');
+      const staff = await addCustomerUser(app, customer.id, `${code}-staff`, 'member');
       const cookie = await app.signIn(`${code}-admin`);
       const t = await app.request({ method: 'POST', url: `/api/v1/customers/${customer.id}/api-tokens`, cookie, payload: { name: 'soft' } });
       const token = t.json().token as string;
@@ -116,7 +124,7 @@ describe.each(databaseKinds)('cross-customer isolation on %s', (kind) => {
       await publishNotice(app.ctx.db, app.clock, systemActor('t'), notice.id);
       const admin = (await app.ctx.db.selectFrom('users').select(['id', 'login_id']).where('login_id', '=', `${code}-admin`).executeTakeFirstOrThrow());
       const consultation = await openConsultation(app.ctx.db, app.clock, { kind: 'customer_user', id: admin.id, label: admin.login_id }, { customerId: customer.id, changeKind: 'notice', changeId: notice.id, message: 'x' });
-      return { customerId: customer.id, contractId, tokenId: t.json().apiToken.id, noticeId: breachNotice.id, recordId, fileId: f.json().file.id, requestId: migration.id, termsNoticeId: notice.id, consultationId: consultation.id };
+      return { userId: staff.id, customerId: customer.id, contractId, tokenId: t.json().apiToken.id, noticeId: breachNotice.id, recordId, fileId: f.json().file.id, requestId: migration.id, termsNoticeId: notice.id, consultationId: consultation.id };
     };
     own = await make('alpha');
     other = await make('bravo');
@@ -132,6 +140,7 @@ describe.each(databaseKinds)('cross-customer isolation on %s', (kind) => {
   const fill = (path: string, ids: Ids) =>
     path
       .replace('{customerId}', ids.customerId)
+      .replace('{userId}', ids.userId)
       .replace('{contractId}', ids.contractId)
       .replace('{tokenId}', ids.tokenId)
       .replace('{noticeId}', ids.noticeId)
@@ -174,7 +183,7 @@ describe.each(databaseKinds)('cross-customer isolation on %s', (kind) => {
   });
 
   it.each(['customer admin', 'member', 'API token'])('every route refuses another customer\'s ids to a %s and leaks nothing of it', async (who) => {
-    const leaks = [other.customerId, other.contractId, other.tokenId, other.noticeId, other.fileId, other.requestId, other.termsNoticeId, other.consultationId, 'bravo'];
+    const leaks = [other.userId, other.customerId, other.contractId, other.tokenId, other.noticeId, other.fileId, other.requestId, other.termsNoticeId, other.consultationId, 'bravo'];
     for (const r of routes) {
       const url = fill(r.path, other);
       const sample = SAMPLE_BODIES[`${r.method} ${r.path}`];
