@@ -75,7 +75,8 @@ const op = await createOperator(database.db, systemClock, actor, { loginId: 'ben
 const { token } = await createApiToken(database.db, systemClock, { ...actor, id: op.id }, customer.id, 'bench');
 const chainUrl = await start({}, true);
 const bareUrl = await start({}, false);
-const overloadUrl = await start({ HOKAN_MAX_CONCURRENT: '8' }, true);
+// All the load comes from one address here, standing for many callers: no per-source share.
+const overloadUrl = await start({ HOKAN_MAX_CONCURRENT: '8', HOKAN_MAX_CONCURRENT_PER_SOURCE: '100000' }, true);
 const headers = { authorization: `Bearer ${token}`, 'x-forwarded-for': '133.11.0.1', 'content-type': 'application/json' };
 for (const [collection, id] of [['residents', 'r1'], ['emergency', 'e1']] as const) {
   const res = await fetch(`${chainUrl}/api/v1/data/collections/${collection}/records`, { method: 'POST', headers, body: JSON.stringify({ id, data: { name: '山田 花子', room: '201', vitals: { bp: '120/80', pulse: 72 }, note: '夜間の見守り、異常なし。服薬確認済み。' } }) });

@@ -11,6 +11,7 @@ import { MisuseDetector, type MisuseFinding } from './misuse/index.js';
 import { AdmissionController, type AdmissionRequest } from './priority/index.js';
 import { GatewayConfigError, type GatewaySettings } from './settings.js';
 import { IDS_CLASSES, IdsEngine, type IdsClass } from './ids/index.js';
+import { SourceConcurrency } from './priority/source-concurrency.js';
 import { SourceRateMonitor } from './rate.js';
 
 /** How often an instance reads the shared emergency declaration (R13.1). */
@@ -26,6 +27,7 @@ export class Gateway {
   readonly events: GatewayEventRecorder;
   readonly misuse: MisuseDetector;
   readonly admission: AdmissionController;
+  readonly sourceConcurrency: SourceConcurrency;
   #emergencySync: NodeJS.Timeout | undefined;
 
   private constructor(
@@ -45,6 +47,7 @@ export class Gateway {
     this.rates = new SourceRateMonitor(clock, settings.rateLimitPerSecond);
     this.misuse = new MisuseDetector(clock, { actions: settings.misuseActions });
     const priority = settings.priorityPaths;
+    this.sourceConcurrency = new SourceConcurrency(settings.maxConcurrentPerSource);
     this.admission = new AdmissionController({
       maxConcurrent: settings.maxConcurrent,
       latencyThresholdMs: settings.latencyThresholdMs,

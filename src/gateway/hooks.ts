@@ -25,6 +25,9 @@ declare module 'fastify' {
   }
 }
 
+/** Retry-After for a source at its share of the slots: its own requests in flight end first. */
+const PER_SOURCE_RETRY_AFTER_S = 1;
+
 /** Paths that stay answerable from anywhere and under any load: liveness and readiness for the provider's monitors and load balancer. */
 const EXEMPT = new Set(['/healthz', '/readyz', '/metrics']);
 
@@ -66,17 +69,32 @@ export function installGatewayEntry(app: FastifyInstance, ctx: AppContext, gatew
       // Priority classes may wait briefly for a slot (and are served first); standard traffic is
       // refused at once, so it never holds connections open while shedding.
       const ask = { method: req.method, path };
-      const admission = gateway.admission.classify(ask) === STANDARD_CLASS ? gateway.admission.tryAdmit(ask) : await gateway.admission.admit(ask);
+      // One source's share first: the slot below is held while the body arrives, however slowly.
+      const sourceRelease = gateway.sourceConcurrency.take(req.ip);
+      if (!sourceRelease) {
+        gateway.events.record({ kind: 'admission_rejected', class: 'per_source', action: 'reject', sourceIp: req.ip, method: req.method, path });
+        reply.header('retry-after', String(PER_SOURCE_RETRY_AFTER_S));
+        throw overloaded(PER_SOURCE_RETRY_AFTER_S);
+      }
+      const admission = await (gateway.admission.classify(ask) === STANDARD_CLASS ? Promise.resolve(gateway.admission.tryAdmit(ask)) : gateway.admission.admit(ask)).catch((err: unknown) => {
+        sourceRelease();
+        throw err;
+      });
       if (admission.admitted && req.raw.destroyed) {
         admission.release();
+        sourceRelease();
         return;
       }
       if (!admission.admitted) {
+        sourceRelease();
         gateway.events.record({ kind: 'admission_rejected', class: admission.class, action: 'reject', sourceIp: req.ip, method: req.method, path });
         reply.header('retry-after', String(admission.retryAfterSeconds));
         throw overloaded(admission.retryAfterSeconds);
       }
-      req.releaseAdmission = admission.release;
+      req.releaseAdmission = () => {
+        admission.release();
+        sourceRelease();
+      };
       return;
     }
     await authenticateRequest(ctx, req).catch(() => undefined);

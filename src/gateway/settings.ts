@@ -11,6 +11,8 @@ export interface GatewaySettings {
   unknownLocationAllowed: boolean;
   /** In-flight requests before priority admission starts refusing standard traffic (R13.1). */
   maxConcurrent: number;
+  /** Requests one source address may have in flight at once (R13.1): a slow sender cannot take every slot. */
+  maxConcurrentPerSource: number;
   latencyThresholdMs: number;
   /** Path prefixes of the Software's urgent (emergency care) endpoints, admitted first. */
   priorityPaths: string[];
@@ -35,6 +37,7 @@ const envSchema = z.object({
   HOKAN_GEO_ALLOW_CIDRS: list.default([]),
   HOKAN_GEO_UNKNOWN_ALLOWED: bool.default(false),
   HOKAN_MAX_CONCURRENT: z.coerce.number().int().min(2).max(100_000).default(256),
+  HOKAN_MAX_CONCURRENT_PER_SOURCE: z.coerce.number().int().min(1).max(100_000).optional(),
   HOKAN_LATENCY_THRESHOLD_MS: z.coerce.number().int().min(10).max(600_000).default(2000),
   HOKAN_PRIORITY_PATHS: list.default(['/api/v1/data/collections/emergency']),
   HOKAN_OPERATOR_TOTP: z.enum(['required', 'optional']).default('optional'),
@@ -61,6 +64,9 @@ export function loadGatewaySettings(env: NodeJS.ProcessEnv): GatewaySettings {
     allowCidrs: e.HOKAN_GEO_ALLOW_CIDRS,
     unknownLocationAllowed: e.HOKAN_GEO_UNKNOWN_ALLOWED,
     maxConcurrent: e.HOKAN_MAX_CONCURRENT,
+    // A quarter of the slots by default: one address (a customer's server, a care home's NAT) still
+    // gets plenty, and no fewer than four addresses are needed to fill the instance.
+    maxConcurrentPerSource: e.HOKAN_MAX_CONCURRENT_PER_SOURCE ?? Math.max(1, Math.floor(e.HOKAN_MAX_CONCURRENT / 4)),
     latencyThresholdMs: e.HOKAN_LATENCY_THRESHOLD_MS,
     priorityPaths: e.HOKAN_PRIORITY_PATHS,
     operatorTotpRequired: e.HOKAN_OPERATOR_TOTP === 'required',
