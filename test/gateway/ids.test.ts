@@ -18,6 +18,7 @@ import {
   type IdsRequest,
   type IdsRulesFile,
 } from '../../src/gateway/ids/index.js';
+import { withoutCutCharacter } from '../../src/gateway/ids/engine.js';
 
 const engine = IdsEngine.fromFile();
 /** The same rules without the prefilter: every rule runs on every field. */
@@ -360,6 +361,24 @@ describe('IDS rules-file validation', () => {
 });
 
 describe('IDS robustness: bad bytes and big bodies', () => {
+  it('a form longer than the limit, cut inside a percent-encoded Japanese character, is not called malformed (the terms import form)', () => {
+    const text = '第1条（規約の適用）この規約は弊社が提供するサービスに適用されます。'.repeat(200);
+    const form = new URLSearchParams({ _csrf: 'x', edition: '6.5版', text }).toString();
+    for (const limit of [1000, 1001, 1002, 1003, 1004, 1005]) {
+      const small = IdsEngine.fromFile(undefined, { maxBodyBytes: limit });
+      const r = small.inspectDetailed(rawBody(form, 'application/x-www-form-urlencoded'));
+      expect(r.truncated).toBe(true);
+      expect(ruleIds(r.findings), `cut at ${limit}`).not.toContain('PROTO-003');
+      expect(ruleIds(r.findings), `cut at ${limit}`).not.toContain('PROTO-002');
+    }
+    expect(withoutCutCharacter('a=%E7%AC%AC%E1')).toBe('a=%E7%AC%AC');
+    expect(withoutCutCharacter('a=%E7%AC%AC%E1%A')).toBe('a=%E7%AC%AC');
+    expect(withoutCutCharacter('a=%E7%AC%AC%')).toBe('a=%E7%AC%AC');
+    expect(withoutCutCharacter('a=%E7%AC%AC')).toBe('a=%E7%AC%AC');
+    // A malformed sequence that the cut did not make is still there to be found.
+    expect(withoutCutCharacter('a=%FF%FEx')).toBe('a=%FF%FEx');
+  });
+
   it('inspects invalid UTF-8 without throwing and reports it', () => {
     const body = Buffer.from([0x7b, 0x22, 0x6e, 0x22, 0x3a, 0x22, 0xe3, 0x81, 0x22, 0xff, 0xfe, 0xc0, 0xae, 0x7d]);
     const findings = engine.inspect(rawBody(body, 'application/json'));

@@ -279,6 +279,23 @@ class FindingSet {
 
 const clean = (s: string) => (s.indexOf(FIELD_SEPARATOR) === -1 ? s : s.replaceAll(FIELD_SEPARATOR, '\ufffd'));
 const clip = (s: string, n = 80) => (s.length > n ? `${s.slice(0, n)}…` : s);
+
+/**
+ * A form body's beginning without the character the cut split: a trailing `%` or `%X`, and the
+ * percent-encoded bytes of a UTF-8 character whose remaining bytes were past the cut.
+ */
+export function withoutCutCharacter(raw: string): string {
+  const s = raw.replace(/%[0-9A-Fa-f]?$/, '');
+  const tail = /(?:%[0-9A-Fa-f]{2})+$/.exec(s);
+  if (!tail) return s;
+  const bytes = (tail[0].match(/%[0-9A-Fa-f]{2}/g) ?? []).map((h) => parseInt(h.slice(1), 16));
+  let lead = bytes.length - 1;
+  while (lead > 0 && lead > bytes.length - 4 && (bytes[lead]! & 0xc0) === 0x80) lead--;
+  const b = bytes[lead]!;
+  const need = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
+  const have = bytes.length - lead;
+  return have < need ? s.slice(0, s.length - have * 3) : s;
+}
 const JSON_START = /^\s*[[{]/;
 
 function headerValue(headers: IdsRequest['headers'], name: string): string | string[] | undefined {
@@ -481,7 +498,9 @@ export class IdsEngine {
         // Anything outside strings that is not JSON (`{"a":1} union select …`) is looked at too.
         if (!scan.clean) segs.push({ field: 'body', key: false, sensitive: false, raw: bound.text, header: null });
       } else if (isForm) {
-        segs = this.formSegments(bound.text, facts);
+        // A form cut at the inspection limit may end inside a percent-encoded character: that cut is
+        // the limit's doing, not the sender's, and must not read as malformed input.
+        segs = this.formSegments(bound.truncated ? withoutCutCharacter(bound.text) : bound.text, facts);
       } else {
         segs = [{ field: 'body', key: false, sensitive: false, raw: bound.text, header: null }];
       }
