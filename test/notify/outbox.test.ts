@@ -86,7 +86,10 @@ describe.each(databaseKinds)('the e-mail outbox on %s', (kind) => {
     // A's message in flight cannot be called back; the three it had not started are not sent by A,
     // and A counts nothing as sent (B settled them all).
     expect(await runA).toEqual({ sent: 0, retried: 0, failed: 0 });
-    expect(smtp.received.map((m) => m.to[0]).sort()).toEqual(['u1@customer.example.jp', 'u1@customer.example.jp', 'u2@customer.example.jp', 'u3@customer.example.jp', 'u4@customer.example.jp']);
+    // Four e-mails of the same time are claimed in no set order: whichever A had in flight is the one sent twice.
+    const sent = smtp.received.map((m) => m.to[0]!);
+    expect(sent).toHaveLength(5);
+    expect(new Set(sent)).toEqual(new Set(['u1@customer.example.jp', 'u2@customer.example.jp', 'u3@customer.example.jp', 'u4@customer.example.jp']));
     expect((await rows()).every((r) => r.state === 'sent')).toBe(true);
   });
 
