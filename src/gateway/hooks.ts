@@ -56,6 +56,7 @@ export function installGatewayEntry(app: FastifyInstance, ctx: AppContext, gatew
   const headers = { ...SECURITY_HEADERS, ...(ctx.config.cookieSecure ? { 'strict-transport-security': 'max-age=31536000; includeSubDomains' } : {}) };
   app.decorateRequest('origin', null);
   app.decorateRequest('releaseAdmission', null);
+  let proxyUndeclaredLogged = false;
   app.addHook('onRequest', async (req, reply) => {
     reply.headers(headers);
     const path = pathOf(req.url);
@@ -63,6 +64,16 @@ export function installGatewayEntry(app: FastifyInstance, ctx: AppContext, gatew
     if (EXEMPT.has(path) || isPublicCachedPath(path)) return;
     const decision = decideOrigin(req.ip, gateway.geo, gateway.origin);
     req.origin = decision;
+    if (!proxyUndeclaredLogged && decision.reason === 'private_network' && gateway.settings.trustedProxies.length === 0 && (req.headers['x-forwarded-for'] !== undefined || req.headers['forwarded'] !== undefined)) {
+      // A proxy the configuration does not name: every request then has the proxy's private
+      // address, which Japan-only lets in, and the per-source limits count as one client. The
+      // headers are not trusted (anyone can send them), so the operator is told, once.
+      proxyUndeclaredLogged = true;
+      ctx.logger.error(
+        { peer: req.ip },
+        'requests arrive through a proxy HOKAN_TRUSTED_PROXIES does not name: Japan-only (R4.1), the rate limit and the per-source share see the proxy, not the client; set HOKAN_TRUSTED_PROXIES to the proxy\'s address',
+      );
+    }
     if (decision.allowed) {
       // R13.1: admission before any costly work (authentication is a database lookup), so that
       // under overload the waiting happens here, where priority classes are served first.
