@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,22 +6,13 @@ import { createSession } from '../../src/accounts/sessions.js';
 import { authenticate } from '../../src/accounts/users.js';
 import { systemClock } from '../../src/core/clock.js';
 import { openDatabase, type DatabaseHandle } from '../../src/core/db/database.js';
+import { runCli } from '../helpers/cli.js';
 
-// Like test/cli.test.ts: the real `bin/hokan.js` in a child process, on its own PGlite directory.
-const root = path.resolve(import.meta.dirname, '../..');
+// Like test/cli.test.ts: the real `bin/hokan.js` in a child process (runCli), on its own PGlite directory.
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
 
-const cli = (args: string[], env: Record<string, string>, input?: string) =>
-  new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-    const child = spawn(process.execPath, ['bin/hokan.js', ...args], { cwd: root, env: { ...process.env, DATABASE_URL: '', ...env } });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('exit', (code) => resolve({ code, out, err }));
-    child.stdin.end(input ?? '');
-  });
+const cli = runCli;
 
 /** Opens the CLI's database between commands (PGlite is one process at a time). */
 async function withDb<T>(dataDir: string, fn: (h: DatabaseHandle) => Promise<T>): Promise<T> {
